@@ -1,0 +1,31 @@
+//! How a started child is waited for and signalled, one module per start method
+//! (CPython: `popen_fork.py`, `popen_spawn_posix.py`, `popen_forkserver.py`).
+//!
+//! A [`Popen`] is shared between the [`Process`](crate::Process) handle and the
+//! registry of children that `active_children()` and the at-exit handler walk, so a
+//! dropped handle never leaves a zombie behind.
+
+pub(crate) mod fork;
+
+use std::fmt;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::error::Result;
+
+/// A started child, seen from its parent.
+pub(crate) trait Popen: Send + Sync + fmt::Debug {
+    /// The child's pid.
+    fn pid(&self) -> i32;
+    /// The exit code if the child has ended (reaping it), without blocking.
+    fn poll(&self) -> Option<i32>;
+    /// Waits up to `timeout` (`None`: forever) for the child to end; its exit code
+    /// if it did.
+    fn wait(&self, timeout: Option<Duration>) -> Option<i32>;
+    /// Sends `signal` unless the child has already been reaped.
+    fn send_signal(&self, signal: Signal) -> Result<()>;
+    /// A descriptor that polls readable once the child has ended.
+    fn sentinel(&self) -> RawFd;
+}

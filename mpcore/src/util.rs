@@ -1,0 +1,41 @@
+//! Helpers shared by the other modules, and the at-exit handling
+//! (CPython: `util.py`).
+//!
+//! CPython registers `_exit_function` with `atexit` when `multiprocessing` is
+//! imported; it terminates daemonic children and joins the others when the main
+//! module ends. mpcore registers the same work with `atexit(3)` the first time a
+//! process starts (or in [`init`](crate::init)), so it runs when `main` returns.
+
+use std::io::Write;
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+
+use crate::process;
+
+/// Locks `mutex`, ignoring poisoning: mpcore's global state stays consistent even if
+/// a thread panicked while holding a lock (every update is a single assignment or
+/// push), and a poisoned registry must not stop the at-exit handler.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Flushes stdout and stderr, ignoring errors (a closed stdout must not turn a
+/// child's exit into a panic).
+pub(crate) fn flush_std_streams() {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+}
+
+extern "C" fn exit_function() {
+    // Runs inside libc's `exit`: a panic here would abort, so catch it.
+    let _ = std::panic::catch_unwind(process::finish_children);
+}
+
+/// Makes sure [`exit_function`] runs when this process ends normally. Idempotent.
+pub(crate) fn register_exit_function() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // If libc has no room left, children are still joined by `exit()` and by
+        // children themselves; nothing better can be done.
+        let _ = crate::sys::process::atexit(exit_function);
+    });
+}
