@@ -396,7 +396,9 @@ impl Process {
 
     fn started_popen(&self, not_started: &str) -> Result<&Arc<dyn Popen>> {
         self.check_closed()?;
-        self.popen.as_ref().ok_or_else(|| Error::invalid(not_started))
+        self.popen
+            .as_ref()
+            .ok_or_else(|| Error::invalid(not_started))
     }
 }
 
@@ -424,7 +426,11 @@ impl fmt::Debug for Process {
 }
 
 fn join_identity(identity: &[u32]) -> String {
-    identity.iter().map(u32::to_string).collect::<Vec<_>>().join(":")
+    identity
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Removes a finished child from the registry.
@@ -540,6 +546,7 @@ pub(crate) fn child_main(mut held: ForkLocks, setup: ChildSetup, payload: Payloa
 /// normal return, 1 after a panic (reported as `Process NAME:` and the message).
 pub(crate) fn run_child(payload: Payload) -> ! {
     let name = current_process().name;
+    util::log_pid(&name);
     let target_thread = std::thread::current().id();
     let previous_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {

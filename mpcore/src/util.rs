@@ -39,3 +39,23 @@ pub(crate) fn register_exit_function() {
         let _ = crate::sys::process::atexit(exit_function);
     });
 }
+
+/// The environment variable naming a file to which every child appends the line
+/// `PID NAME` as it starts. Tools that show pids by process name (the lesson
+/// harness turns `4242` into `<pid Process-1>`) read it; mpcore never reads it back.
+pub const PID_LOG_ENV: &str = "MPCORE_PID_LOG";
+
+/// Appends `PID NAME` to the file named by [`PID_LOG_ENV`], if it is set.
+pub(crate) fn log_pid(name: &str) {
+    if let Some(path) = std::env::var_os(PID_LOG_ENV) {
+        let line = format!("{} {name}\n", std::process::id());
+        // One `write` on an O_APPEND file: lines from concurrent children never mix.
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}

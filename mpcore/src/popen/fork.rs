@@ -35,7 +35,11 @@ impl ForkPopen {
     /// reaped before the error is returned, so that nothing is left behind.
     pub(crate) fn new(pid: Pid) -> Result<ForkPopen> {
         match sys::process::pidfd_open(pid) {
-            Ok(pidfd) => Ok(ForkPopen { pid, pidfd, returncode: Mutex::new(None) }),
+            Ok(pidfd) => Ok(ForkPopen {
+                pid,
+                pidfd,
+                returncode: Mutex::new(None),
+            }),
             Err(err) => {
                 let _ = signal::kill(pid, Signal::SIGKILL);
                 let _ = waitpid(pid, None);

@@ -16,8 +16,10 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
     loop {
         // SAFETY: the caller passes descriptors it keeps open for the duration of
         // this call; poll only reads their numbers.
-        let borrowed: Vec<BorrowedFd<'_>> =
-            fds.iter().map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) }).collect();
+        let borrowed: Vec<BorrowedFd<'_>> = fds
+            .iter()
+            .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+            .collect();
         let mut pollfds: Vec<PollFd<'_>> = borrowed
             .iter()
             .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
@@ -28,8 +30,7 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
                 let left = deadline.saturating_duration_since(Instant::now());
                 // Round up so that a wait of 0.5 ms does not become a busy poll.
                 let ms = left.as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
             }
         };
         match nix::poll::poll(&mut pollfds, left) {
