@@ -44,6 +44,7 @@ pub mod error;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
+pub mod reduction;
 pub mod sys;
 pub mod util;
 
