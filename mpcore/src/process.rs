@@ -551,15 +551,40 @@ pub(crate) fn run_child(payload: Payload) -> ! {
     let previous_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         if std::thread::current().id() == target_thread {
-            eprintln!("Process {name}:");
+            report_panic(&name, info);
+        } else {
+            previous_hook(info);
         }
-        previous_hook(info);
     }));
     let code = match panic::catch_unwind(AssertUnwindSafe(payload)) {
         Ok(()) => 0,
         Err(_) => 1,
     };
     exit_child(code)
+}
+
+/// Writes Python's report of an uncaught exception in a child: `Process NAME:` then
+/// the panic's location and message (and a backtrace if `RUST_BACKTRACE` asks).
+///
+/// It writes to the stderr descriptor directly, not through `eprintln!`, whose output
+/// a test harness may capture and a forked child would never print.
+fn report_panic(name: &str, info: &panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
+    let location = info
+        .location()
+        .map(|l| format!(" at {l}"))
+        .unwrap_or_default();
+    let mut report = format!("Process {name}:\npanicked{location}:\n{message}\n");
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        report.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+    }
+    let _ = io::stderr().lock().write_all(report.as_bytes());
 }
 
 /// Ends a child: waits for its own children, flushes, and leaves with `_exit`, so
