@@ -84,20 +84,23 @@ fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Resu
 /// Decodes a `T` from exactly `bytes`: trailing bytes are an error too, since they
 /// mean the two sides disagree on the type.
 ///
-/// A valid value never claims more bytes for its strings than the input holds, so
-/// the claim limit is the input's size rounded up to a size class (at most 16 times
-/// the input): a forged length prefix fails instead of allocating.
+/// bincode counts every value's in-memory size against a claim limit before it
+/// allocates (a one-byte varint `u128` claims 16 bytes), so a valid value claims at
+/// most 16 bytes per input byte. The limit is that bound rounded up to a size class
+/// (so at most 64 times the input): a forged length prefix fails instead of
+/// allocating.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let claim = bytes.len().saturating_mul(16);
     macro_rules! by_size_class {
         ($($bits:literal),*) => {
-            $(if bytes.len() <= 1 << $bits {
+            $(if claim <= 1 << $bits {
                 decode_limited::<T, { 1 << $bits }>(bytes)
             } else)* {
                 Err(Error::Codec(format!("a message of {} bytes is too large to decode", bytes.len())))
             }
         };
     }
-    let (value, used) = by_size_class!(12, 16, 20, 24, 28, 32, 36, 40)?;
+    let (value, used) = by_size_class!(12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40)?;
     if used != bytes.len() {
         return Err(Error::Codec(format!(
             "{} unexpected bytes after the value",
