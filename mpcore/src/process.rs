@@ -14,7 +14,7 @@
 //! The bookkeeping mirrors CPython's: a per-process counter names children
 //! (`Process-1`, `Process-1:1`, ...), a registry of started children lets
 //! [`active_children`] reap finished ones, and the at-exit handler of
-//! [`util`](crate::util) terminates daemonic children and joins the others.
+//! [`util`] terminates daemonic children and joins the others.
 
 use std::borrow::Cow;
 use std::fmt;
