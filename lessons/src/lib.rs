@@ -252,7 +252,10 @@ mod tests {
 
     #[test]
     fn timestamps_print_as_python_floats() {
-        assert_eq!(Timestamp(1763783912.3457205).to_string(), "1763783912.3457205");
+        assert_eq!(
+            Timestamp(1763783912.3457205).to_string(),
+            "1763783912.3457205"
+        );
         assert_eq!(Timestamp(1763783912.0).to_string(), "1763783912.0");
         assert_eq!(Timestamp(1763783912.5).to_string(), "1763783912.5");
     }
