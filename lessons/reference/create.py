@@ -25,7 +25,7 @@ def info(title):
 
 if __name__ == "__main__":
     if os.environ.get("MPCORE_START_METHOD"):
-        mp.set_start_method(os.environ["MPCORE_START_METHOD"])
+        mp.set_start_method(os.environ["MPCORE_START_METHOD"], force=True)
     info("hello")
     p = mp.Process(target=info, args=("apple",))
     p.start()

@@ -31,7 +31,7 @@ class Piao(mp.Process):
 
 if __name__ == "__main__":
     if os.environ.get("MPCORE_START_METHOD"):
-        mp.set_start_method(os.environ["MPCORE_START_METHOD"])
+        mp.set_start_method(os.environ["MPCORE_START_METHOD"], force=True)
     d = mp.Process(target=try_to_have_children, daemon=True)
     d.start()
     d.join()

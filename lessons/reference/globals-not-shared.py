@@ -24,7 +24,7 @@ def adddata():
 
 if __name__ == "__main__":
     if os.environ.get("MPCORE_START_METHOD"):
-        mp.set_start_method(os.environ["MPCORE_START_METHOD"])
+        mp.set_start_method(os.environ["MPCORE_START_METHOD"], force=True)
     p = mp.Process(target=adddata)
     p.start()
     time.sleep(2 * SCALE)

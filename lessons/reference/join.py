@@ -24,7 +24,7 @@ def info(title):
 
 if __name__ == "__main__":
     if os.environ.get("MPCORE_START_METHOD"):
-        mp.set_start_method(os.environ["MPCORE_START_METHOD"])
+        mp.set_start_method(os.environ["MPCORE_START_METHOD"], force=True)
     p1 = mp.Process(target=info, args=("A1",))
     p2 = mp.Process(target=info, args=("A2",))
     p3 = mp.Process(target=info, args=("A3",))

@@ -17,7 +17,7 @@ class MyProcess(mp.Process):
 
 if __name__ == "__main__":
     if os.environ.get("MPCORE_START_METHOD"):
-        mp.set_start_method(os.environ["MPCORE_START_METHOD"])
+        mp.set_start_method(os.environ["MPCORE_START_METHOD"], force=True)
     process_list = []
     print("--- the next lines may come in any order ---")
     for i in range(5):

@@ -17,7 +17,7 @@ def test(started):
 
 if __name__ == "__main__":
     if os.environ.get("MPCORE_START_METHOD"):
-        mp.set_start_method(os.environ["MPCORE_START_METHOD"])
+        mp.set_start_method(os.environ["MPCORE_START_METHOD"], force=True)
     started = mp.Event()
     process = mp.Process(target=test, args=(started,))
     print("父进程")
