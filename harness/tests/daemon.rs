@@ -9,7 +9,9 @@ const TIME_SCALE: f64 = 1.0;
 
 #[test]
 fn daemon() {
-    let run = harness::Lesson::new("daemon").time_scale(TIME_SCALE).check();
+    let run = harness::Lesson::new("daemon")
+        .time_scale(TIME_SCALE)
+        .check();
     harness::assert_lesson_snapshot!(run);
     assert_eq!(run.exit_code, Some(0), "stderr: {}", run.stderr);
 
@@ -19,8 +21,9 @@ fn daemon() {
     assert!(refuser != run.main_pid && egon != run.main_pid && refuser != egon);
     assert_eq!(run.pids.len(), 2, "no grandchild may start: {:?}", run.pids);
     assert!(
-        run.stdout
-            .contains("Process-1 cannot start a child: daemonic processes are not allowed to have children\n"),
+        run.stdout.contains(
+            "Process-1 cannot start a child: daemonic processes are not allowed to have children\n"
+        ),
         "{}",
         run.stdout
     );

@@ -40,7 +40,11 @@ fn check_children(run: &LessonRun) -> Vec<u32> {
     assert!(!children.contains(&run.main_pid));
     assert!(children[0] != children[1] && children[1] != children[2] && children[0] != children[2]);
     for child in &children {
-        assert!(run.stdout.contains(&format!("self pid {child}\n")), "{}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("self pid {child}\n")),
+            "{}",
+            run.stdout
+        );
     }
     let fathers = run
         .stdout
@@ -48,7 +52,12 @@ fn check_children(run: &LessonRun) -> Vec<u32> {
         .filter(|line| line.starts_with("father ppid "))
         .collect::<Vec<_>>();
     assert_eq!(fathers, vec![format!("father ppid {}", run.main_pid); 3]);
-    assert_eq!(run.stdout.lines().last(), Some("all over"), "{}", run.stdout);
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("all over"),
+        "{}",
+        run.stdout
+    );
     children
 }
 

@@ -16,7 +16,12 @@ fn subclass() {
         .filter(|(_, name)| *name == "Python")
         .map(|(pid, _)| *pid)
         .collect();
-    assert_eq!(children.len(), 5, "five distinct child pids: {:?}", run.pids);
+    assert_eq!(
+        children.len(),
+        5,
+        "five distinct child pids: {:?}",
+        run.pids
+    );
     assert!(!children.contains(&run.main_pid));
 
     // Each printed its line, and the parent spoke last, after joining all five.

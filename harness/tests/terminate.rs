@@ -22,13 +22,24 @@ fn terminate() {
     let child = run.pid_of("Process-1").expect("the child logged its pid");
     assert_ne!(child, run.main_pid);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines[..3], ["父进程", "子进程", "exitcode while it runs: None"]);
-    assert!(lines.contains(&"exitcode after terminate: -15"), "{}", run.stdout);
+    assert_eq!(
+        lines[..3],
+        ["父进程", "子进程", "exitcode while it runs: None"]
+    );
+    assert!(
+        lines.contains(&"exitcode after terminate: -15"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(lines.last(), Some(&"所有子进程退出"));
 
     // The child was stopped, not waited for: the run is far shorter than its work.
     let work = Duration::from_secs_f64(CHILD_WORK * harness::DEFAULT_TIME_SCALE);
-    assert!(run.elapsed < work / 2, "took {:?}: the child ran on", run.elapsed);
+    assert!(
+        run.elapsed < work / 2,
+        "took {:?}: the child ran on",
+        run.elapsed
+    );
 }
 
 /// Ctrl-C as `kill -INT <parent>` sends it: to the parent only. The parent terminates
@@ -57,7 +68,7 @@ fn ctrl_c_terminates_the_child_at_once() {
         }
     });
     let mut printed = Vec::new();
-    let mut next_line = |limit: Duration| match lines.recv_timeout(limit) {
+    let next_line = |limit: Duration| match lines.recv_timeout(limit) {
         Ok(line) => Some(line),
         Err(mpsc::RecvTimeoutError::Timeout) => {
             // The parent is not reaped yet, so its group id is still ours to signal.
@@ -95,7 +106,10 @@ fn ctrl_c_terminates_the_child_at_once() {
             "所有子进程退出",
         ]
     );
-    assert!(after < Duration::from_secs(10), "took {after:?} after Ctrl-C");
+    assert!(
+        after < Duration::from_secs(10),
+        "took {after:?} after Ctrl-C"
+    );
     assert!(
         harness::process::group_members(parent.id()).is_empty(),
         "the child outlived the lesson"
