@@ -70,6 +70,9 @@ impl LessonRun {
 
     fn from_outcome(lesson: &Lesson, method: &str, outcome: &Outcome) -> LessonRun {
         let mut table = PidNames::new(outcome.main_pid);
+        // The main process's own parent (what `os.getppid()` prints there) is the test
+        // process here, a shell or `just` for a learner: it normalises to `<pid shell>`.
+        table.name(std::process::id(), "shell");
         for (pid, name) in &outcome.pid_log {
             table.name(*pid, name);
         }

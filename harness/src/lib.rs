@@ -55,7 +55,8 @@
 //!
 //! # Normalisation
 //!
-//! See [`normalize`](mod@normalize): pids become `<pid MainProcess>`, `<pid Process-1>`
+//! See [`normalize`](mod@normalize): pids become `<pid MainProcess>`, `<pid shell>` (the
+//! main process's parent), `<pid Process-1>`
 //! (named from the pid log) or `<pid ?1>` (seen in the group, unnamed); timestamps
 //! `<time>`; durations `<dur>`; temp paths, shared-memory names and addresses
 //! placeholders; lines inside any-order blocks (after the line

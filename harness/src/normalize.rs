@@ -8,7 +8,8 @@
 //!    Python's `psm_...`, with or without `/dev/shm/`) `<shm>`, and addresses
 //!    (`0x7f3a...`) `<addr>`; before pids, because such names often embed a pid;
 //! 3. pids: whole-word integers that are pids of the run become `<pid NAME>`: the
-//!    lesson's own pid is `<pid MainProcess>`, a pid from the pid log is named after
+//!    lesson's own pid is `<pid MainProcess>`, its parent's (the harness here, a
+//!    shell for a learner) `<pid shell>`, a pid from the pid log is named after
 //!    the process that wrote it (`<pid Process-1>`), and a pid the harness saw in the
 //!    run's process group without a log entry (a fork server, say) is numbered by
 //!    first appearance (`<pid ?1>`). Equal pids stay equal, so `ppid == parent's pid`
