@@ -520,6 +520,65 @@ mod tests {
         );
     }
 
+    fn fake_run(stdout: &str, exit_code: Option<i32>) -> LessonRun {
+        LessonRun {
+            lesson: "create".into(),
+            snapshot_name: "create".into(),
+            command: "$ just lesson create".into(),
+            method: "fork".into(),
+            stdout: stdout.into(),
+            stderr: String::new(),
+            exit_code,
+            elapsed: Duration::ZERO,
+            main_pid: 1,
+            pids: BTreeMap::new(),
+            normalized_stdout: stdout.into(),
+            normalized: stdout.into(),
+        }
+    }
+
+    fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(f).expect_err("it should have panicked");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn equal_python_output_passes() {
+        assert_same_as_python(&fake_run("a\nb\n", Some(0)), &fake_run("a\nb\n", Some(0)));
+    }
+
+    #[test]
+    fn a_python_difference_fails_with_a_readable_diff() {
+        let message = panic_message(|| {
+            assert_same_as_python(
+                &fake_run("same\nrust says this\n", Some(0)),
+                &fake_run("same\npython says that\n", Some(0)),
+            )
+        });
+        assert!(message.contains("create and its Python reference print different things"));
+        assert!(
+            message.contains("--- python3 -P lessons/reference/create.py"),
+            "{message}"
+        );
+        assert!(message.contains("+++ just lesson create"), "{message}");
+        assert!(
+            message.contains("-python says that\n+rust says this"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_different_exit_code_fails() {
+        let message = panic_message(|| {
+            assert_same_as_python(&fake_run("x\n", Some(0)), &fake_run("x\n", Some(1)))
+        });
+        assert!(message.contains("exits with Some(0), its Python reference with Some(1)"));
+    }
+
     #[test]
     fn json_string_fields_are_unescaped() {
         let line =

@@ -70,6 +70,8 @@
 //! stdout in a generated region (see [`docs`]); `just bless` accepts new output and
 //! rewrites the regions, and the `docs_are_fresh` test fails when a region is stale.
 
+#![warn(missing_docs)]
+
 pub mod docs;
 mod lesson;
 pub mod manifest;

@@ -229,3 +229,23 @@ fn the_checks_catch_a_lesson_that_breaks_the_conventions() {
     let problems = binary_problems("bad", bad);
     assert_eq!(problems.len(), 3, "{problems:#?}");
 }
+
+#[test]
+fn a_stale_region_is_noticed_and_refreshed() {
+    // Uses the committed `create` snapshot; the region below holds stale output.
+    let stale = "# Creating a process\n<!-- output:begin create -->\n```console\n$ just lesson create\nold output\n```\n<!-- output:end -->\nafter\n";
+    let fresh = refresh(stale).unwrap();
+    assert_ne!(fresh, stale);
+    assert!(fresh.starts_with("# Creating a process\n<!-- output:begin create -->\n```console\n$ just lesson create\nhello\n"));
+    assert!(
+        fresh.ends_with("继续执行父进程\n```\n<!-- output:end -->\nafter\n"),
+        "{fresh}"
+    );
+    assert_eq!(refresh(&fresh).unwrap(), fresh);
+    let missing = "<!-- output:begin no-such-lesson -->\n<!-- output:end -->\n";
+    assert!(
+        refresh(missing)
+            .unwrap_err()
+            .contains("there is no snapshot")
+    );
+}
