@@ -128,7 +128,8 @@ fn a_pipe_held_from_outside_the_group_is_reported() {
     // setsid puts the sleep in a session (and group) of its own, out of the harness's
     // reach: the harness gives up on stdout after a while and says so.
     let out = sh(
-        r#"setsid sh -c 'echo "$$ Escaped" >> "$MPCORE_PID_LOG"; exec sleep 30' & sleep 0.3; echo done"#,
+        r#"setsid sh -c 'echo "$$ Escaped" >> "$MPCORE_PID_LOG"; exec sleep 30' &
+           until [ -s "$MPCORE_PID_LOG" ]; do sleep 0.05; done; echo done"#,
         Duration::from_secs(30),
     );
     let escaped = out
