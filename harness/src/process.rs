@@ -342,17 +342,20 @@ pub fn run(mut cmd: Command, label: &str, timeout: Duration) -> Outcome {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    let mut collect =
-        |rx: mpsc::Receiver<Vec<u8>>, stream: &str| match rx.recv_timeout(READER_LIMIT) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(_) => {
-                leftovers.push(format!(
-                    "{stream} was still open {READER_LIMIT:?} after the process group ended: \
+    // One deadline for both streams: a process holding both must not double the wait.
+    let readers_deadline = Instant::now() + READER_LIMIT;
+    let mut collect = |rx: mpsc::Receiver<Vec<u8>>, stream: &str| match rx
+        .recv_timeout(readers_deadline.saturating_duration_since(Instant::now()))
+    {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => {
+            leftovers.push(format!(
+                "{stream} was still open {READER_LIMIT:?} after the process group ended: \
                  a process outside the group (setsid?) holds it"
-                ));
-                String::new()
-            }
-        };
+            ));
+            String::new()
+        }
+    };
     let stdout = collect(stdout_rx, "stdout");
     let stderr = collect(stderr_rx, "stderr");
 
