@@ -40,14 +40,20 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod context;
 pub mod error;
+pub(crate) mod forkserver;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
 pub mod reduction;
+pub(crate) mod spawn;
 pub mod sys;
 pub mod util;
 
+pub use context::{
+    Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
+};
 pub use error::{Error, Result};
 pub use obj::Obj;
 pub use process::{
@@ -61,6 +67,7 @@ pub use process::{
 /// re-executing the program (the spawn start method) runs its target inside `init()`
 /// and never returns into the rest of `main`.
 pub fn init() {
+    spawn::init_guard();
     util::register_exit_function();
 }
 
