@@ -124,10 +124,8 @@ pub(crate) fn discard_if_dead(socket: &Path) {
         }
         _ => false,
     };
-    if dead {
-        if let Some(server) = state.take() {
-            server.remove_files();
-        }
+    if dead && let Some(server) = state.take() {
+        server.remove_files();
     }
 }
 
@@ -264,11 +262,7 @@ pub(crate) fn serve(boot: ServerBoot, fds: Vec<OwnedFd>) -> ! {
         alive: Some(alive),
         children: Vec::new(),
     };
-    loop {
-        let (alive_ready, listener_ready, exited) = match wait_for_events(&state) {
-            Ok(ready) => ready,
-            Err(_) => break,
-        };
+    while let Ok((alive_ready, listener_ready, exited)) = wait_for_events(&state) {
         if alive_ready {
             break;
         }
@@ -412,8 +406,7 @@ fn read_request(conn: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
         return Err(io::Error::other("bad request length"));
     }
     let mut bootstrap = first.split_off(8);
-    (&*conn)
-        .take(len - bootstrap.len() as u64)
+    conn.take(len - bootstrap.len() as u64)
         .read_to_end(&mut bootstrap)?;
     if bootstrap.len() as u64 != len {
         return Err(io::ErrorKind::UnexpectedEof.into());

@@ -14,12 +14,12 @@
 //! The bookkeeping mirrors CPython's: a per-process counter names children
 //! (`Process-1`, `Process-1:1`, ...), a registry of started children lets
 //! [`active_children`] reap finished ones, and the at-exit handler of
-//! [`util`](crate::util) terminates daemonic children and joins the others.
+//! [`util`] terminates daemonic children and joins the others.
 //!
 //! How the child is made depends on the [start method](crate::context): `start()`
 //! hands the child's description to `popen::fork`, `popen::spawn` or
 //! `popen::forkserver`. Under spawn and forkserver the target travels as data (see
-//! [`spawn`](crate::spawn)), so only [`Process::new`] and [`Process::from_run`] work
+//! [the crate docs](crate#start-methods)), so only [`Process::new`] and [`Process::from_run`] work
 //! there.
 
 use std::borrow::Cow;
@@ -374,7 +374,7 @@ impl Process {
     }
 
     /// Starts the child with the process's start method: its context's, or else the
-    /// program-wide one (which this fixes, see [`context`](crate::context)).
+    /// program-wide one (which this fixes, see [`context`] for the rules).
     ///
     /// Errors if it was started before ("cannot start a process twice"), if this
     /// process is itself daemonic ("daemonic processes are not allowed to have

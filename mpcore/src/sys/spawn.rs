@@ -188,7 +188,7 @@ pub(crate) fn conjure_zero_sized<F: Copy + 'static>() -> Option<F> {
     // duplicated freely. The value is inhabited and allowed to exist: the parent
     // process held one (the target given to `Process::new`, the only place that
     // instantiates the trampoline calling this), and this is the copy it sends.
-    Some(unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() })
+    Some(unsafe { std::mem::zeroed::<F>() })
 }
 
 // ---------------------------------------------------------------------------
