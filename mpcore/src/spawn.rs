@@ -161,6 +161,9 @@ pub(crate) fn keep_linked() {
 
 /// Starts the current executable as the process `role` describes, passing it `fds`.
 /// The new process is a direct child of this one.
+///
+/// Takes no lock of mpcore's (the fork server's start calls it under the server
+/// lock, which `process::before_fork` takes after stdout's).
 pub(crate) fn spawn_bootstrap(role: Role, fds: &[BorrowedFd<'_>]) -> Result<Pid> {
     let bytes = encode_bootstrap(role, fds.len())?;
     let memfd = memfd_create(c"mpcore-bootstrap", MFdFlags::MFD_CLOEXEC)?;
@@ -185,8 +188,6 @@ pub(crate) fn spawn_bootstrap(role: Role, fds: &[BorrowedFd<'_>]) -> Result<Pid>
     env.push(cstring(OsStr::new(&format!(
         "{BOOTSTRAP_ENV}={FIRST_PASSED_FD}"
     )))?);
-    // Output the parent buffered must come before the child's, as under fork.
-    crate::util::flush_std_streams();
     let exe = CString::new(sys_spawn::EXE).expect("no NUL in the path");
     Ok(sys_spawn::spawn_passing_fds(&exe, &argv, &env, &passed)?)
 }

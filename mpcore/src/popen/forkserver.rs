@@ -46,6 +46,8 @@ pub(crate) fn launch(setup: ChildSetup, prepared: Prepared) -> Result<Forkserver
     let (boot, fds) = ChildBoot::new(setup, prepared);
     let bootstrap = spawn::encode_bootstrap(Role::Child(boot), fds.len())?;
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    // Output the parent buffered comes before the child's, as under fork.
+    crate::util::flush_std_streams();
     let mut retried = false;
     loop {
         let socket = forkserver::ensure_running()?;

@@ -17,6 +17,8 @@ use crate::spawn::{self, ChildBoot, Role};
 pub(crate) fn launch(setup: ChildSetup, prepared: Prepared) -> Result<ForkPopen> {
     let (boot, fds) = ChildBoot::new(setup, prepared);
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    // Output the parent buffered comes before the child's, as under fork.
+    crate::util::flush_std_streams();
     let pid = spawn::spawn_bootstrap(Role::Child(boot), &borrowed)?;
     // Our copies of the handles' descriptors close here: the child has its own.
     drop(fds);
