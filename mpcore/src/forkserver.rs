@@ -120,7 +120,7 @@ pub(crate) fn discard_if_dead(socket: &Path) {
     let mut state = lock(&SERVER);
     let dead = match state.as_ref() {
         Some(server) if server.socket == socket => {
-            server.popen.wait(Some(Duration::from_secs(5))).is_some()
+            server.popen.wait(Some(Duration::from_secs(2))).is_some()
         }
         _ => false,
     };

@@ -519,8 +519,10 @@ impl Process {
         Ok(())
     }
 
-    /// A descriptor (a pidfd) that polls readable once the child has ended: Python's
+    /// A descriptor that polls readable once the child has ended: Python's
     /// `sentinel`, for use with [`connection::wait`](crate::sys::poll) style waits.
+    /// A pidfd under fork and spawn; under forkserver, the connection on which the
+    /// server reports the exit code.
     pub fn sentinel(&self) -> Result<RawFd> {
         Ok(self.started_popen("process not started")?.sentinel())
     }

@@ -523,7 +523,7 @@ fn the_main_process_is_main_process_with_no_parent() {
 fn fork_a_panicking_closure_exits_1_and_reports_process_name_then_message() {
     let log = tempfile_path("panic-closure");
     let path = log.clone();
-    let p = Process::from_closure(move || {
+    let p = get_context(StartMethod::Fork).process_from_closure(move || {
         let file = File::create(&path).unwrap();
         nix::unistd::dup2_stderr(&file).unwrap();
         boom();
@@ -544,7 +544,7 @@ fn fork_a_closure_carries_its_state_and_its_pipe_closes_in_the_parent() {
     // the reader below would never see end of file.
     let (r, w) = nix::unistd::pipe().unwrap();
     let captured = vec![1, 2, 3];
-    let mut p = Process::from_closure(move || {
+    let mut p = get_context(StartMethod::Fork).process_from_closure(move || {
         Writer(w).say(&format!("bye {captured:?}"));
     });
     p.start().unwrap();

@@ -288,7 +288,13 @@ fn stdout(output: &Output) -> String {
 fn values<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
     let key = format!("{key} ");
     out.lines()
-        .filter_map(|l| l.find(&key).map(|at| &l[at + key.len()..]))
+        .filter_map(|l| {
+            let at = l
+                .match_indices(&key)
+                .map(|(at, _)| at)
+                .find(|&at| at == 0 || l[..at].ends_with(' '))?;
+            Some(&l[at + key.len()..])
+        })
         .collect()
 }
 
@@ -396,6 +402,12 @@ fn the_fork_server_stops_with_its_program_and_leaves_nothing() {
     assert_eq!(
         servers[0], servers[1],
         "one server serves every start: {out}"
+    );
+    assert_eq!(values(&out, "dir mode"), ["700"], "{out}");
+    assert_eq!(
+        values(&out, "entry"),
+        ["mpcore-forkserver socket true mode 600"],
+        "{out}"
     );
     let server: i32 = servers[0].parse().unwrap();
     assert_ne!(server, pid as i32);
@@ -593,6 +605,22 @@ mod scenarios {
             p.start().unwrap();
             p.join().unwrap();
             assert_eq!(p.exitcode(), Some(0));
+        }
+        // The server's socket, in its private directory.
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        for dir in leftovers(std::process::id()) {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            println!("dir mode {mode:o}");
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                println!(
+                    "entry {} socket {} mode {:o}",
+                    entry.file_name().to_string_lossy(),
+                    meta.file_type().is_socket(),
+                    meta.permissions().mode() & 0o777
+                );
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! is then unknown and reported as 255, as CPython does). Signals go straight to the
 //! child's pid with `kill(2)`.
 
+use std::io::ErrorKind;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
@@ -18,7 +19,7 @@ use nix::sys::socket::{MsgFlags, recv};
 use nix::unistd::Pid;
 
 use super::Popen;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::forkserver;
 use crate::process::{ChildSetup, Prepared};
 use crate::spawn::{self, ChildBoot, Role};
@@ -59,7 +60,7 @@ pub(crate) fn launch(setup: ChildSetup, prepared: Prepared) -> Result<Forkserver
                     status: Mutex::new(Status::default()),
                 });
             }
-            Err(_) if !retried => {
+            Err(err) if !retried && server_gone(&err) => {
                 forkserver::discard_if_dead(&socket);
                 retried = true;
             }
@@ -68,13 +69,25 @@ pub(crate) fn launch(setup: ChildSetup, prepared: Prepared) -> Result<Forkserver
     }
 }
 
-impl Popen for ForkserverPopen {
-    fn pid(&self) -> i32 {
-        self.pid.as_raw()
-    }
+/// Whether `err`, from talking to the server, says that the server is gone (its
+/// socket refuses or vanished, or it hung up on us).
+fn server_gone(err: &Error) -> bool {
+    let Error::Io(err) = err else {
+        return false;
+    };
+    matches!(
+        err.kind(),
+        ErrorKind::ConnectionRefused
+            | ErrorKind::NotFound
+            | ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::UnexpectedEof
+    )
+}
 
-    fn poll(&self) -> Option<i32> {
-        let mut status = lock(&self.status);
+impl ForkserverPopen {
+    /// Reads whatever has arrived of the exit code, without blocking.
+    fn read_status(&self, status: &mut Status) {
         while status.returncode.is_none() {
             let mut chunk = [0u8; 8];
             let want = 8 - status.buf.len();
@@ -93,10 +106,21 @@ impl Popen for ForkserverPopen {
                     }
                 }
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return None,
+                Err(Errno::EAGAIN) => return,
                 Err(_) => status.returncode = Some(255),
             }
         }
+    }
+}
+
+impl Popen for ForkserverPopen {
+    fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    fn poll(&self) -> Option<i32> {
+        let mut status = lock(&self.status);
+        self.read_status(&mut status);
         status.returncode
     }
 
@@ -124,8 +148,10 @@ impl Popen for ForkserverPopen {
 
     fn send_signal(&self, signal: Signal) -> Result<()> {
         // Under the status lock, and only while no exit code has arrived: the server
-        // reports only after reaping, so before that the pid is still the child's.
-        let status = lock(&self.status);
+        // reports right after reaping, so until then the pid is still the child's
+        // (CPython takes the same small risk between the reap and the report).
+        let mut status = lock(&self.status);
+        self.read_status(&mut status);
         if status.returncode.is_none() {
             match signal::kill(self.pid, signal) {
                 Ok(()) | Err(Errno::ESRCH) => {}
