@@ -148,9 +148,10 @@ pub(crate) fn run_entry<R: Run>(args: &[u8], fds: Vec<OwnedFd>) {
 /// The error `start()` returns for a closure under spawn or forkserver.
 pub(crate) fn closure_error(method: StartMethod) -> Error {
     Error::invalid(format!(
-        "the {method} start method cannot run a closure that captures state \
-         (only fork can carry one into a child): give Process::new a plain fn and \
-         serde arguments, or use Process::from_run"
+        "the {method} start method cannot run a closure that captures state, nor a \
+         target given as a fn pointer (only fork can carry those into a child): give \
+         Process::new a plain fn item or a closure that captures nothing, with serde \
+         arguments, or use Process::from_run"
     ))
 }
 

@@ -199,11 +199,32 @@ fn a_closure_cannot_start_under_spawn_or_forkserver() {
         let mut p = get_context(method).process(move |x: u32| x + offset, (1,));
         let err = p.start().unwrap_err().to_string();
         assert!(err.contains("fork") && err.contains("closure"), "{err}");
+
+        // So is a fn pointer (its value, not its type, says which function).
+        let pointer: fn() = noop;
+        let mut p = get_context(method).process(pointer, ());
+        let err = p.start().unwrap_err().to_string();
+        assert!(err.contains("fn pointer"), "{err}");
+    }
+    // Under fork all of them run.
+    let offset = 5u32;
+    let pointer: fn(u32) = exit_with_u32;
+    for mut p in [
+        get_context(StartMethod::Fork).process(move |x: u32| exit_with_u32(x + offset), (1,)),
+        get_context(StartMethod::Fork).process(pointer, (6,)),
+    ] {
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(6));
     }
 }
 
 fn exit_with(code: i32) {
     mpcore::exit(code);
+}
+
+fn exit_with_u32(code: u32) {
+    mpcore::exit(code as i32);
 }
 
 #[test]
@@ -213,6 +234,49 @@ fn a_capture_free_closure_is_a_target_everywhere() {
         p.start().unwrap();
         p.join().unwrap();
         assert_eq!(p.exitcode(), Some(9), "{method}");
+    }
+}
+
+fn check_big(data: Vec<u8>, text: String, a: Writer, b: Writer, c: Writer) {
+    let sum: u64 = data.iter().map(|&x| u64::from(x)).sum();
+    let ok = data.len() == 3 << 20 && sum == expected_sum() && text.len() == 100_000;
+    a.say("a");
+    b.say("b");
+    c.say("c");
+    mpcore::exit(if ok { 7 } else { 1 });
+}
+
+fn big_data() -> Vec<u8> {
+    (0..3u32 << 20).map(|i| (i % 251) as u8).collect()
+}
+
+fn expected_sum() -> u64 {
+    big_data().iter().map(|&x| u64::from(x)).sum()
+}
+
+#[test]
+fn large_arguments_and_several_handles_reach_the_child() {
+    for method in ALL {
+        let pipes: Vec<(OwnedFd, OwnedFd)> = (0..3).map(|_| nix::unistd::pipe().unwrap()).collect();
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for (r, w) in pipes {
+            readers.push(File::from(r));
+            writers.push(Writer(w));
+        }
+        let c = writers.pop().unwrap();
+        let b = writers.pop().unwrap();
+        let a = writers.pop().unwrap();
+        let mut p =
+            get_context(method).process(check_big, (big_data(), "x".repeat(100_000), a, b, c));
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(7), "{method}");
+        for (reader, expected) in readers.iter_mut().zip(["a\n", "b\n", "c\n"]) {
+            let mut out = String::new();
+            reader.read_to_string(&mut out).unwrap();
+            assert_eq!(out, expected, "{method}");
+        }
     }
 }
 
