@@ -31,7 +31,6 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
@@ -167,8 +166,7 @@ pub(crate) fn keep_linked() {
 /// lock, which `process::before_fork` takes after stdout's).
 pub(crate) fn spawn_bootstrap(role: Role, fds: &[BorrowedFd<'_>]) -> Result<Pid> {
     let bytes = encode_bootstrap(role, fds.len())?;
-    let memfd = memfd_create(c"mpcore-bootstrap", MFdFlags::MFD_CLOEXEC)?;
-    std::fs::File::from(memfd.try_clone()?).write_all(&bytes)?;
+    let memfd = sys_spawn::bootstrap_file(&bytes)?;
     let mut passed = Vec::with_capacity(fds.len() + 1);
     passed.push(memfd.as_fd());
     passed.extend_from_slice(fds);

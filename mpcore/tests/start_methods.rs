@@ -502,12 +502,22 @@ fn a_killed_fork_server_is_replaced_and_leaves_nothing() {
 
 #[test]
 fn a_killed_program_takes_its_fork_server_with_it() {
-    let mut child = scenario_command("killed_main", Some(StartMethod::Forkserver))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut stdout = child.stdout.take().unwrap();
+    /// Kills the scenario if the test fails before it does.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        scenario_command("killed_main", Some(StartMethod::Forkserver))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut stdout = child.0.stdout.take().unwrap();
     let mut out = String::new();
     let mut buf = [0u8; 256];
     while !out.contains("ready\n") {
@@ -517,7 +527,7 @@ fn a_killed_program_takes_its_fork_server_with_it() {
     }
     let server: i32 = values(&out, "server")[0].parse().unwrap();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     assert!(gone(server), "the fork server outlived a killed program");
     // The server removes its socket and directory itself when its program is gone.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -239,6 +239,16 @@ pub(crate) fn spawn_passing_fds(
     Ok(posix_spawn(path, &actions, &attr, argv, env)?)
 }
 
+/// An anonymous, close-on-exec file holding `bytes` (a memfd named
+/// `mpcore-bootstrap` on Linux), for a child to read its bootstrap from.
+pub(crate) fn bootstrap_file(bytes: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::Write;
+    let fd =
+        nix::sys::memfd::memfd_create(c"mpcore-bootstrap", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    std::fs::File::from(fd.try_clone()?).write_all(bytes)?;
+    Ok(fd)
+}
+
 /// Takes ownership of descriptor `fd`, inherited from the parent, if it is open.
 ///
 /// Only for a spawned child's start, on the numbers its bootstrap names, before any
