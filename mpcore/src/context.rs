@@ -142,6 +142,19 @@ fn default_method() -> StartMethod {
 /// The first call succeeds; once the method is fixed (by an earlier call, by
 /// [`get_start_method`], or by starting a process made without a context) it fails
 /// with "context has already been set". See the [module docs](self).
+///
+/// ```
+/// use mpcore::StartMethod;
+///
+/// fn main() -> mpcore::Result<()> {
+///     mpcore::init();
+///     mpcore::set_start_method(StartMethod::Forkserver)?;
+///     assert_eq!(mpcore::get_start_method(), StartMethod::Forkserver);
+///     let err = mpcore::set_start_method(StartMethod::Fork).unwrap_err();
+///     assert!(err.to_string().contains("already"));
+///     Ok(())
+/// }
+/// ```
 pub fn set_start_method(method: StartMethod) -> Result<()> {
     let mut fixed = lock(&FIXED);
     if fixed.is_some() {

@@ -216,7 +216,7 @@ pub(crate) fn request(
     conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut answer = [0u8; 8];
     conn.read_exact(&mut answer)?;
-    conn.set_read_timeout(None)?;
+    // The timeout stays set: later reads of the exit code never block (they poll).
     let pid = i64::from_le_bytes(answer);
     if pid <= 0 {
         let errno = i32::try_from(-pid).unwrap_or(libc::EIO);
@@ -257,6 +257,9 @@ pub(crate) fn serve(boot: ServerBoot, fds: Vec<OwnedFd>) -> ! {
     // ^C in a terminal reaches the whole process group: the server outlives it and
     // stops when its parent does (CPython ignores SIGINT too).
     let _ = sys::spawn::set_signal_ignored(Signal::SIGINT, true);
+    // Every child checks that it runs the server's image: work that out once, here,
+    // so that each forked child inherits the answer.
+    let _ = sys::spawn::ImageId::current();
     let mut state = ServerState {
         listener: Some(UnixListener::from(listener)),
         alive: Some(alive),
