@@ -306,7 +306,8 @@ pub(crate) fn read_fd_from_start(fd: RawFd) -> io::Result<Vec<u8>> {
 
 /// Closes every descriptor numbered `low` or more (Linux `close_range(2)`; a scan of
 /// `/proc/self/fd` where that is missing). For a spawned child's start only, when no
-/// other code owns those descriptors yet.
+/// other code owns those descriptors yet (a descriptor another library's constructor
+/// opened before mpcore's ran would be closed too: none of the usual ones do).
 pub(crate) fn close_from(low: RawFd) {
     // SAFETY: close_range takes two numbers and flags and touches no memory of ours.
     // Closing descriptors this process's code may own would be a logic error, but the
@@ -372,10 +373,10 @@ mod tests {
         fn f() -> u8 {
             7
         }
-        let g = conjure_zero_sized::<fn() -> u8>();
-        assert!(g.is_none(), "a fn pointer has a size");
-        let item = conjure_zero_sized::<fn() -> u8>();
-        assert!(item.is_none());
+        assert!(
+            conjure_zero_sized::<fn() -> u8>().is_none(),
+            "a fn pointer has a size"
+        );
         fn call<F: Fn() -> u8 + Copy + 'static>(_: F) -> Option<u8> {
             conjure_zero_sized::<F>().map(|f| f())
         }
