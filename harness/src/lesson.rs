@@ -13,8 +13,8 @@ use crate::process::{self, Outcome};
 use crate::workspace_root;
 
 /// The start methods every lesson runs under; `check` asserts they all print the
-/// same. Spawn and forkserver join when mpcore has them.
-pub const START_METHODS: &[&str] = &["fork"];
+/// same.
+pub const START_METHODS: &[&str] = &["fork", "spawn", "forkserver"];
 
 /// `LESSON_TIME_SCALE` for test runs unless a test sets another: sleeps last a tenth
 /// of the article's durations.
@@ -295,7 +295,7 @@ impl Lesson {
 
     /// Runs the lesson under every method in [`START_METHODS`], asserts that the
     /// normalised outputs (stdout, stderr, exit code) are equal, then runs the Python
-    /// reference under the first method and asserts that its normalised stdout and
+    /// reference under every method too and asserts that its normalised stdout and
     /// exit code equal the lesson's. Returns the first run.
     pub fn check(&self) -> LessonRun {
         let mut runs = START_METHODS.iter().map(|method| self.run(method));
@@ -323,15 +323,18 @@ impl Lesson {
             );
             return first;
         }
-        match self.run_python(&first.method) {
-            Ok(py) => assert_same_as_python(&first, &py),
-            Err(why) if python().is_err() => {
-                eprintln!(
-                    "note: {} is not compared with its Python reference: {why}",
-                    first.snapshot_name
-                );
+        for method in START_METHODS {
+            match self.run_python(method) {
+                Ok(py) => assert_same_as_python(&first, &py),
+                Err(why) if python().is_err() => {
+                    eprintln!(
+                        "note: {} is not compared with its Python reference: {why}",
+                        first.snapshot_name
+                    );
+                    break;
+                }
+                Err(why) => panic!("{why}"),
             }
-            Err(why) => panic!("{why}"),
         }
         first
     }

@@ -12,3 +12,5 @@
 
 pub mod poll;
 pub mod process;
+pub(crate) mod scm;
+pub(crate) mod spawn;
