@@ -27,7 +27,8 @@ use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::{OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once, TryLockError};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -222,6 +223,8 @@ struct Current {
     /// How many `Process` objects this process has created; names the next one.
     counter: u32,
     parent: Option<ProcessInfo>,
+    /// The thread that runs a child's target: its panics get Python's report.
+    target_thread: Option<ThreadId>,
 }
 
 static CURRENT: Mutex<Current> = Mutex::new(Current {
@@ -230,6 +233,7 @@ static CURRENT: Mutex<Current> = Mutex::new(Current {
     daemon: false,
     counter: 0,
     parent: None,
+    target_thread: None,
 });
 
 /// A started child in the registry (CPython's `process._children`).
@@ -648,6 +652,8 @@ pub(crate) fn is_child() -> bool {
 /// The locks a fork must hold, taken in a fixed order before forking so that no
 /// other thread holds one of them at the moment of the fork.
 pub(crate) struct ForkLocks {
+    /// The forking thread, which goes on to run the target in the child.
+    thread: ThreadId,
     current: MutexGuard<'static, Current>,
     children: MutexGuard<'static, Vec<Child>>,
     method: MutexGuard<'static, Option<StartMethod>>,
@@ -664,6 +670,7 @@ pub(crate) fn before_fork() -> ForkLocks {
     let _ = stdout.flush();
     let _ = stderr.flush();
     ForkLocks {
+        thread: std::thread::current().id(),
         current: lock(&CURRENT),
         children: lock(&CHILDREN),
         method: context::lock_for_fork(),
@@ -681,12 +688,14 @@ pub(crate) fn child_main(mut held: ForkLocks, setup: ChildSetup, payload: Payloa
     held.children.clear();
     held.forkserver.forget();
     context::fix_in_child(&mut held.method, setup.start_method);
+    util::log_pid(&setup.name);
     *held.current = Current {
         name: Cow::Owned(setup.name),
         identity: setup.identity,
         daemon: setup.daemon,
         counter: 0,
         parent: Some(setup.parent),
+        target_thread: Some(held.thread),
     };
     drop(held);
     run_child(move || payload.run())
@@ -696,34 +705,57 @@ pub(crate) fn child_main(mut held: ForkLocks, setup: ChildSetup, payload: Payloa
 /// parent (spawn, or forked by the fork server): a fresh program image.
 pub(crate) fn become_child(setup: ChildSetup) {
     context::fix_in_new_child(setup.start_method);
+    util::log_pid(&setup.name);
+    install_panic_report();
     *lock(&CURRENT) = Current {
         name: Cow::Owned(setup.name),
         identity: setup.identity,
         daemon: setup.daemon,
         counter: 0,
         parent: Some(setup.parent),
+        target_thread: Some(std::thread::current().id()),
     };
 }
 
 /// Runs a child's target and ends the process with Python's exit code: 0 after a
 /// normal return, 1 after a panic (reported as `Process NAME:` and the message).
+///
+/// The child's setup (`child_main`, `become_child`) has already recorded who it is,
+/// so this path allocates nothing before the target runs: every page a forked child
+/// writes is a copy-on-write fault, the main cost of a fork start.
 pub(crate) fn run_child(target: impl FnOnce()) -> ! {
-    let name = current_process().name;
-    util::log_pid(&name);
-    let target_thread = std::thread::current().id();
-    let previous_hook = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if std::thread::current().id() == target_thread {
-            report_panic(&name, info);
-        } else {
-            previous_hook(info);
-        }
-    }));
     let code = match panic::catch_unwind(AssertUnwindSafe(target)) {
         Ok(()) => 0,
         Err(_) => 1,
     };
     exit_child(code)
+}
+
+/// Installs, once per process, the panic hook that gives a child's target Python's
+/// report; panics elsewhere go to the hook that was there before. Installed in the
+/// parent (by `init()` or the first `start()`), so forked children inherit it.
+pub(crate) fn install_panic_report() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // `try_lock`: a panic while this thread holds CURRENT must not deadlock.
+            let target = match CURRENT.try_lock() {
+                Ok(current) => current_target(&current),
+                Err(TryLockError::Poisoned(poisoned)) => current_target(&poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            match target {
+                Some(name) => report_panic(&name, info),
+                None => previous_hook(info),
+            }
+        }));
+    });
+}
+
+/// The process name, if the calling thread runs a child's target.
+fn current_target(current: &Current) -> Option<String> {
+    (current.target_thread == Some(std::thread::current().id())).then(|| current.name.to_string())
 }
 
 /// Writes Python's report of an uncaught exception in a child: `Process NAME:` then
