@@ -88,6 +88,22 @@ ROWS = [
         max_vs_raw=1.5,
         min_vs_cpython=10,
     ),
+    Row(
+        label="process start+join, spawn",
+        mpcore="start_methods/start_join/spawn",
+        raw="start_methods/raw/posix_spawn_same_binary",
+        python=("process.py", "--method", "spawn"),
+        target="within 2x of a raw posix_spawn of the same binary",
+        max_vs_raw=2,
+    ),
+    Row(
+        label="process start+join, forkserver (raw: mpcore fork)",
+        mpcore="start_methods/start_join/forkserver",
+        raw="start_methods/start_join/fork",
+        python=("process.py", "--method", "forkserver"),
+        target="within 2x of fork",
+        max_vs_raw=2,
+    ),
 ]
 
 
