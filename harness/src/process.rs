@@ -154,19 +154,13 @@ fn shm_entries() -> BTreeSet<String> {
 }
 
 /// Whether a new `/dev/shm` entry belongs to this run: its name holds a pid of the
-/// run, or it holds no pid of any live process (other engineers' tests running at
-/// the same time create `mpcore-` entries too; theirs name a live pid).
+/// run. mpcore names every segment `mpcore-<creator pid>-...`, so this is exact; an
+/// entry without such a pid cannot be told from one that another test running at
+/// the same time created, and is left alone.
 fn shm_entry_is_ours(name: &str, run_pids: &BTreeSet<u32>) -> bool {
-    // Digit runs below 100 are counters or hex, not pids worth trusting (pid 1 lives).
-    let numbers: Vec<u32> = name
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|run| run.parse().ok())
-        .filter(|&n| n >= 100)
-        .collect();
-    numbers.iter().any(|n| run_pids.contains(n))
-        || !numbers
-            .iter()
-            .any(|n| fs::metadata(format!("/proc/{n}")).is_ok())
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|run| run.parse::<u32>().ok())
+        .any(|n| run_pids.contains(&n))
 }
 
 /// A fresh, empty pid log file in the temp directory, removed on drop.
@@ -421,8 +415,8 @@ mod tests {
     fn a_shm_entry_naming_a_run_pid_is_ours() {
         let run: BTreeSet<u32> = [4_000_000].into();
         assert!(shm_entry_is_ours("mpcore-4000000-1", &run));
-        // Names no pid at all: ours (nothing else to blame).
-        assert!(shm_entry_is_ours("mpcore-abc", &run));
+        // Names no pid of the run: not attributable, left alone.
+        assert!(!shm_entry_is_ours("mpcore-c059a6c3c8a29b4f", &run));
         // Names a live process that is not of the run (this test process): not ours.
         let other = format!("mpcore-{}-1", std::process::id());
         assert!(!shm_entry_is_ours(&other, &run));
