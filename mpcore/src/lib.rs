@@ -41,15 +41,20 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod heap;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
 pub mod reduction;
+pub mod sharedctypes;
+pub mod synchronize;
 pub mod sys;
 pub mod util;
 
 pub use error::{Error, Result};
 pub use obj::Obj;
+pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
+pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };

@@ -12,3 +12,7 @@
 
 pub mod poll;
 pub mod process;
+pub mod futex;
+pub mod identity;
+pub mod memfd;
+pub(crate) mod shm;
