@@ -229,7 +229,10 @@ impl<'de> Deserialize<'de> for Block {
         let arena = attach(fd).map_err(|e| D::Error::custom(format!("shared memory: {e}")))?;
         let offset = usize::try_from(offset).map_err(D::Error::custom)?;
         let len = usize::try_from(len).map_err(D::Error::custom)?;
-        if offset.checked_add(len).is_none_or(|end| end > arena.map.len()) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > arena.map.len())
+        {
             return Err(D::Error::custom("block outside its shared memory"));
         }
         Ok(Block { arena, offset, len })

@@ -46,6 +46,8 @@ pub mod obj;
 pub(crate) mod popen;
 pub mod process;
 pub mod reduction;
+pub mod resource_tracker;
+pub mod shared_memory;
 pub mod sharedctypes;
 pub mod synchronize;
 pub mod sys;
@@ -53,11 +55,12 @@ pub mod util;
 
 pub use error::{Error, Result};
 pub use obj::Obj;
-pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
-pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };
+pub use shared_memory::SharedMemory;
+pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
+pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 /// Prepares mpcore; call it first in `main`, before anything else runs.
 ///

@@ -330,7 +330,11 @@ impl<T: CType> Value<T> {
 
 impl<T: CType + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Synchronized wrapper for {:?}>", load::<T>(&self.data, 0))
+        write!(
+            f,
+            "<Synchronized wrapper for {:?}>",
+            load::<T>(&self.data, 0)
+        )
     }
 }
 

@@ -284,10 +284,7 @@ impl RawLock {
             if identity::thread_token() == main_thread_token() {
                 me
             } else {
-                format!(
-                    "{me}|{}",
-                    std::thread::current().name().unwrap_or("Thread")
-                )
+                format!("{me}|{}", std::thread::current().name().unwrap_or("Thread"))
             }
         } else if (s & PID_MASK) as u32 == identity::pid() {
             "SomeOtherThread".to_string()

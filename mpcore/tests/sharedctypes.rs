@@ -28,10 +28,16 @@ fn a_child_assigns_values_the_parent_reads() {
     let h = Value::with_typecode('h', -232i16).unwrap();
     let q = Value::with_typecode('q', 1i64 << 33).unwrap();
     let c = Value::with_typecode('c', b'x').unwrap();
-    assert_eq!((i.get(), d.get(), h.get(), q.get(), c.get()), (4343, 3.625, -232, 1 << 33, b'x'));
+    assert_eq!(
+        (i.get(), d.get(), h.get(), q.get(), c.get()),
+        (4343, 3.625, -232, 1 << 33, b'x')
+    );
     let args = (i.clone(), d.clone(), h.clone(), q.clone(), c.clone());
     assert_eq!(run(Process::new(assign, args)), 0);
-    assert_eq!((i.get(), d.get(), h.get(), q.get(), c.get()), (24234, -4.25, 234, 1 << 34, b'y'));
+    assert_eq!(
+        (i.get(), d.get(), h.get(), q.get(), c.get()),
+        (24234, -4.25, 234, 1 << 34, b'y')
+    );
 }
 
 fn assign_raw(i: RawValue<i32>, d: RawValue<f64>, b: RawValue<bool>) {
@@ -45,7 +51,10 @@ fn a_child_assigns_raw_values_the_parent_reads() {
     let i = RawValue::with_typecode('i', 4343i32).unwrap();
     let d = RawValue::new(3.625f64).unwrap();
     let b = RawValue::with_typecode('?', false).unwrap();
-    assert_eq!(run(Process::new(assign_raw, (i.clone(), d.clone(), b.clone()))), 0);
+    assert_eq!(
+        run(Process::new(assign_raw, (i.clone(), d.clone(), b.clone()))),
+        0
+    );
     assert_eq!((i.get(), d.get(), b.get()), (24234, -4.25, true));
 }
 
@@ -61,7 +70,10 @@ fn typecodes_are_checked_against_the_rust_type() {
     assert!(Value::with_typecode('Q', 1u64).is_ok());
     assert!(Value::with_typecode('f', 1.0f32).is_ok());
     let mismatch = Value::with_typecode('d', 1i32).unwrap_err();
-    assert!(mismatch.to_string().contains("does not match"), "{mismatch}");
+    assert!(
+        mismatch.to_string().contains("does not match"),
+        "{mismatch}"
+    );
     let unknown = Value::with_typecode('x', 1i32).unwrap_err();
     assert!(unknown.to_string().contains("bad typecode"), "{unknown}");
     assert!(Array::with_typecode('i', &[1u32]).is_err());

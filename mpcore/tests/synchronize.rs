@@ -98,7 +98,10 @@ fn a_lock_excludes_another_process_until_released() {
     assert!(held.wait_timeout(BOUND));
     assert!(!lock.try_acquire(), "the child holds it");
     go.set();
-    assert!(lock.acquire_timeout(BOUND), "released when the child's guard dropped");
+    assert!(
+        lock.acquire_timeout(BOUND),
+        "released when the child's guard dropped"
+    );
     assert_eq!(finish(child), 0);
 }
 
@@ -145,7 +148,10 @@ fn a_lock_held_by_a_killed_process_is_taken_over() {
     let child = Process::new(hold_forever, (lock.clone(), held.clone()));
     let _child = kill_holder(child, &held, true);
     let start = Instant::now();
-    assert!(lock.acquire_timeout(BOUND), "the dead holder's lock was never freed");
+    assert!(
+        lock.acquire_timeout(BOUND),
+        "the dead holder's lock was never freed"
+    );
     assert!(start.elapsed() < BOUND);
     assert!(lock.owner_died());
     lock.release().unwrap();
@@ -182,7 +188,10 @@ fn a_blocked_acquirer_is_released_when_the_holder_is_killed() {
         l.release().unwrap();
     }));
     thread::sleep(Duration::from_millis(30));
-    assert!(!got.is_set(), "the waiter must block while the holder lives");
+    assert!(
+        !got.is_set(),
+        "the waiter must block while the holder lives"
+    );
     holder.kill().unwrap();
     holder.join().unwrap();
     assert_eq!(finish(waiter), 0);
@@ -221,7 +230,10 @@ fn release_foreign_rlock(rlock: RLock) {
 fn rlock_release_by_another_process_is_refused() {
     let rlock = RLock::new().unwrap();
     rlock.acquire();
-    assert_eq!(run(Process::new(release_foreign_rlock, (rlock.clone(),))), 0);
+    assert_eq!(
+        run(Process::new(release_foreign_rlock, (rlock.clone(),))),
+        0
+    );
     // The owner keeps the lock and can release it.
     assert!(rlock.locked());
     rlock.release().unwrap();
@@ -310,7 +322,10 @@ fn bounded_semaphore_refuses_over_release() {
     assert!(sem.acquire());
     sem.release().unwrap();
     assert!(sem.release().is_err());
-    assert_eq!(format!("{sem:?}"), "<BoundedSemaphore(value=1, maxvalue=1)>");
+    assert_eq!(
+        format!("{sem:?}"),
+        "<BoundedSemaphore(value=1, maxvalue=1)>"
+    );
 }
 
 #[test]
@@ -326,7 +341,9 @@ fn an_empty_semaphore_times_out() {
 fn a_semaphore_release_wakes_a_waiting_process() {
     let sem = Semaphore::new(0).unwrap();
     let s = sem.clone();
-    let child = start(Process::from_closure(move || assert!(s.acquire_timeout(BOUND))));
+    let child = start(Process::from_closure(move || {
+        assert!(s.acquire_timeout(BOUND))
+    }));
     thread::sleep(Duration::from_millis(20));
     sem.release().unwrap();
     assert_eq!(finish(child), 0);
@@ -354,12 +371,21 @@ fn semaphore_of_three_never_admits_a_fourth_process() {
     let inside = Value::new(0u32).unwrap();
     let most = Value::new(0u32).unwrap();
     let children: Vec<Process> = (0..6)
-        .map(|_| start(Process::new(admit, (sem.clone(), inside.clone(), most.clone()))))
+        .map(|_| {
+            start(Process::new(
+                admit,
+                (sem.clone(), inside.clone(), most.clone()),
+            ))
+        })
         .collect();
     for child in children {
         assert_eq!(finish(child), 0);
     }
-    assert!(most.get() <= 3, "{} processes were inside at once", most.get());
+    assert!(
+        most.get() <= 3,
+        "{} processes were inside at once",
+        most.get()
+    );
     assert!(most.get() >= 1);
     assert_eq!(inside.get(), 0);
     assert_eq!(sem.get_value(), 3);
@@ -373,7 +399,10 @@ fn semaphore_of_three_never_admits_a_fourth_process() {
 fn condition_wait_and_notify_need_the_lock() {
     let cond = Condition::new(None).unwrap();
     let err = cond.wait().unwrap_err();
-    assert_eq!(err.to_string(), "must acquire() condition before using wait()");
+    assert_eq!(
+        err.to_string(),
+        "must acquire() condition before using wait()"
+    );
     assert_eq!(cond.notify(1).unwrap_err().to_string(), "lock is not owned");
     assert!(cond.notify_all().is_err());
     // Held by another thread is not held by us.
@@ -568,7 +597,11 @@ fn wait_for_returns_the_predicate_or_times_out() {
     assert_eq!(finish(child), 0);
     let _g = cond.lock();
     let start = Instant::now();
-    assert!(!cond.wait_for(|| state.get() == 5, Some(Duration::from_millis(100))).unwrap());
+    assert!(
+        !cond
+            .wait_for(|| state.get() == 5, Some(Duration::from_millis(100)))
+            .unwrap()
+    );
     assert!(start.elapsed() >= Duration::from_millis(100));
 }
 
@@ -634,7 +667,9 @@ fn an_event_wakes_every_waiter() {
     let children: Vec<Process> = (0..3)
         .map(|_| {
             let e = ev.clone();
-            start(Process::from_closure(move || assert!(e.wait_timeout(BOUND))))
+            start(Process::from_closure(move || {
+                assert!(e.wait_timeout(BOUND))
+            }))
         })
         .collect();
     thread::sleep(Duration::from_millis(20));
@@ -652,7 +687,10 @@ fn barrier_party(barrier: Barrier, arrived: Value<u32>, indices: Value<u32>) {
     for pass in 1..=3u32 {
         *arrived.lock() += 1;
         let index = barrier.wait().unwrap();
-        assert!(arrived.get() >= 3 * pass, "released before every party arrived");
+        assert!(
+            arrived.get() >= 3 * pass,
+            "released before every party arrived"
+        );
         *indices.lock() += 1 << (8 * index);
         // The next pass must not start before everyone has left this one.
         barrier.wait().unwrap();
@@ -802,7 +840,10 @@ fn a_panicking_action_breaks_the_barrier() {
         let other = thread::spawn(move || b.wait());
         until(|| barrier.n_waiting() == 1);
         let outcome = std::panic::catch_unwind(|| barrier.wait());
-        assert!(outcome.is_err(), "the action's panic reaches the last party");
+        assert!(
+            outcome.is_err(),
+            "the action's panic reaches the last party"
+        );
         assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
         assert!(barrier.broken());
         mpcore::exit(0);
@@ -834,7 +875,15 @@ fn spawned_action() {
 #[test]
 fn handles_travel_by_descriptor_as_for_a_spawned_child() {
     // What the spawn start method does with a child's arguments.
-    type Handles = (Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier);
+    type Handles = (
+        Lock,
+        RLock,
+        Semaphore,
+        BoundedSemaphore,
+        Condition,
+        Event,
+        Barrier,
+    );
     let original: Handles = (
         Lock::new().unwrap(),
         RLock::new().unwrap(),
@@ -861,7 +910,11 @@ fn handles_travel_by_descriptor_as_for_a_spawned_child() {
     ev.set();
     assert!(original.5.is_set());
     assert_eq!(barrier.wait().unwrap(), 0);
-    assert_eq!(SPAWNED_ACTIONS.load(Ordering::SeqCst), 1, "the action travelled");
+    assert_eq!(
+        SPAWNED_ACTIONS.load(Ordering::SeqCst),
+        1,
+        "the action travelled"
+    );
 }
 
 #[test]

@@ -113,7 +113,10 @@ fn read_stat(pid: u32) -> std::io::Result<Stat> {
     let rest = &text[text.rfind(')').ok_or_else(bad)? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
-    let state = fields.first().and_then(|s| s.bytes().next()).ok_or_else(bad)?;
+    let state = fields
+        .first()
+        .and_then(|s| s.bytes().next())
+        .ok_or_else(bad)?;
     let start: u64 = fields
         .get(19)
         .and_then(|s| s.parse().ok())

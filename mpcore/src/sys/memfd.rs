@@ -165,7 +165,11 @@ impl SharedMapping {
             offset % std::mem::align_of::<T>() == 0,
             "offset {offset} is not aligned for a {size}-byte atomic"
         );
-        self.ptr.as_ptr().wrapping_add(offset).cast::<T>().cast_const()
+        self.ptr
+            .as_ptr()
+            .wrapping_add(offset)
+            .cast::<T>()
+            .cast_const()
     }
 }
 

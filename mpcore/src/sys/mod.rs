@@ -10,9 +10,9 @@
 
 #![allow(unsafe_code)]
 
-pub mod poll;
-pub mod process;
 pub mod futex;
 pub mod identity;
 pub mod memfd;
+pub mod poll;
+pub mod process;
 pub(crate) mod shm;

@@ -13,7 +13,6 @@ use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::mman::{MapFlags, ProtFlags};
 use nix::sys::stat::Mode;
@@ -21,7 +20,8 @@ use nix::sys::stat::Mode;
 /// An open, mapped shared memory segment.
 #[derive(Debug)]
 pub(crate) struct Segment {
-    fd: OwnedFd,
+    /// Kept open for as long as the segment is used: it holds the shared user lock.
+    _fd: OwnedFd,
     /// `None` for a segment of size 0 (which cannot be mapped).
     ptr: Option<NonNull<u8>>,
     len: usize,
@@ -93,7 +93,7 @@ impl Segment {
                 Some(ptr.cast())
             }
         };
-        Ok(Segment { fd, ptr, len })
+        Ok(Segment { _fd: fd, ptr, len })
     }
 
     /// The segment's bytes. Other processes may change them at any time, as with any
@@ -177,9 +177,18 @@ fn lock(fd: BorrowedFd<'_>, op: libc::c_int) -> io::Result<()> {
 /// descriptor 3, points 0, 1 and 2 at `/dev/null`, closes every other descriptor
 /// inherited from the parent (so that no pipe or socket of the parent stays open
 /// because of us), ignores SIGINT and SIGTERM (a Ctrl-C aimed at the program must
-/// not stop the cleanup), and names the process `name` in `ps`.
+/// not stop the cleanup), unmaps the shared memory it inherited (a mapping keeps
+/// its file open, and so its user lock held; see [`unmap_inherited_shared_memory`]),
+/// and names the process `name` in `ps`.
 pub(crate) fn become_helper(keep: RawFd, name: &str) -> io::Result<OwnedFd> {
     const KEPT: RawFd = 3;
+    // First move `keep` out of the way (to 10 or above), so that neither /dev/null
+    // nor the standard descriptors can land on it.
+    // SAFETY: F_DUPFD on a descriptor number touches no memory of ours.
+    let high = unsafe { libc::fcntl(keep, libc::F_DUPFD, 10) };
+    if high < 0 {
+        return Err(io::Error::last_os_error());
+    }
     let devnull = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -187,10 +196,11 @@ pub(crate) fn become_helper(keep: RawFd, name: &str) -> io::Result<OwnedFd> {
     for target in 0..3 {
         dup2_raw(devnull.as_raw_fd(), target)?;
     }
-    if keep != KEPT {
-        dup2_raw(keep, KEPT)?;
-    }
-    drop(devnull);
+    dup2_raw(high, KEPT)?;
+    // `devnull` may itself be descriptor 3, now the socket: forget it instead of
+    // closing it; close_range below closes it if it is above 3.
+    std::mem::forget(devnull);
+    unmap_inherited_shared_memory();
     // SAFETY: close_range closes descriptors 4.. of this process; the only Rust
     // objects that own any of them are copies inherited from the parent, which this
     // helper never uses again (it runs only the tracker loop and `_exit`s).
@@ -215,6 +225,40 @@ pub(crate) fn become_helper(keep: RawFd, name: &str) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(KEPT) })
 }
 
+/// Unmaps every `/dev/shm` segment and mpcore heap memfd this process inherited
+/// from its parent. A mapping holds a reference to its open file, so a helper that
+/// kept them would keep every segment "in use" (and every heap arena alive) for as
+/// long as it runs.
+fn unmap_inherited_shared_memory() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        // "start-end perms offset dev inode   path"
+        let mut fields = line.split_whitespace();
+        let range = fields.next().unwrap_or("");
+        let path = fields.nth(4).unwrap_or("");
+        if !(path.starts_with("/dev/shm/") || path.starts_with("/memfd:mpcore")) {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        if let Some(len) = end.checked_sub(start).filter(|&n| n > 0) {
+            // SAFETY: this runs only in a freshly forked helper that never touches
+            // the objects of its parent again (it runs the tracker loop and
+            // `_exit`s), so no live Rust reference points into these mappings.
+            unsafe { libc::munmap(start as *mut libc::c_void, len) };
+        }
+    }
+}
+
 fn dup2_raw(from: RawFd, to: RawFd) -> io::Result<()> {
     // SAFETY: dup2 on two descriptor numbers touches no memory; `to` is one of the
     // standard descriptors or 3, which the helper takes over on purpose.
@@ -224,9 +268,4 @@ fn dup2_raw(from: RawFd, to: RawFd) -> io::Result<()> {
     } else {
         Ok(())
     }
-}
-
-/// Whether `err` says the name does not exist.
-pub(crate) fn is_not_found(err: &io::Error) -> bool {
-    err.raw_os_error() == Some(Errno::ENOENT as i32)
 }
