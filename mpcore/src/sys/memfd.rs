@@ -162,7 +162,7 @@ impl SharedMapping {
             self.len
         );
         assert!(
-            offset % std::mem::align_of::<T>() == 0,
+            offset.is_multiple_of(std::mem::align_of::<T>()),
             "offset {offset} is not aligned for a {size}-byte atomic"
         );
         self.ptr
