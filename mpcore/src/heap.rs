@@ -26,14 +26,14 @@
 //!   small object, and typically far less.
 //!
 //! A forked child starts with a fresh heap state (see
-//! [`ForkLocal`](crate::sys::identity::ForkLocal)): parent and child both still map
+//! [`ForkLocal`]): parent and child both still map
 //! the parent's current arena, and if both kept cutting blocks from it they would
 //! hand out the same bytes twice.
 //!
 //! # Passing blocks to children
 //!
 //! A [`Block`] serializes as (the arena's memfd, offset, length) with
-//! [`reduction::serialize_fd`](crate::reduction::serialize_fd); the child maps the
+//! [`reduction::serialize_fd`]; the child maps the
 //! memfd. Several blocks of one arena arrive as several descriptors of one file;
 //! the child recognises the file by `(st_dev, st_ino)` and maps it once, so every
 //! handle to an object has the same address in a process. Under fork nothing is

@@ -12,7 +12,7 @@
 //!
 //! "No process has it open" is known without polling: every process that opens a
 //! segment holds a shared `flock` on it for as long as it keeps it (see
-//! [`sys::shm`](crate::sys::shm)), and the kernel drops the lock when the
+//! `sys::shm`), and the kernel drops the lock when the
 //! descriptor is closed or its process dies. The tracker asks for the exclusive
 //! lock, which the kernel grants the moment the last user is gone, then unlinks.
 //!

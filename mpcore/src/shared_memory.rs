@@ -7,7 +7,7 @@
 //!
 //! Beyond Python: if the process that created a segment ends without unlinking it
 //! (a crash, a kill, a forgotten `unlink`), the
-//! [`resource_tracker`](crate::resource_tracker) removes it once no process has it
+//! [`resource_tracker`] removes it once no process has it
 //! open any more. A process that merely opened a segment never causes it to be
 //! removed.
 //!
