@@ -158,6 +158,7 @@ impl Block {
         Arc::ptr_eq(&self.arena, &other.arena) && self.offset == other.offset
     }
 
+    #[inline]
     fn at(&self, offset: usize, size: usize) -> usize {
         assert!(
             offset.checked_add(size).is_some_and(|end| end <= self.len),
@@ -168,21 +169,25 @@ impl Block {
     }
 
     /// The byte at `offset`.
+    #[inline]
     pub fn u8_at(&self, offset: usize) -> &AtomicU8 {
         self.arena.map.atomic_u8(self.at(offset, 1))
     }
 
     /// The 2 bytes at `offset` (2-aligned).
+    #[inline]
     pub fn u16_at(&self, offset: usize) -> &AtomicU16 {
         self.arena.map.atomic_u16(self.at(offset, 2))
     }
 
     /// The 4 bytes at `offset` (4-aligned).
+    #[inline]
     pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
         self.arena.map.atomic_u32(self.at(offset, 4))
     }
 
     /// The 8 bytes at `offset` (8-aligned).
+    #[inline]
     pub fn u64_at(&self, offset: usize) -> &AtomicU64 {
         self.arena.map.atomic_u64(self.at(offset, 8))
     }

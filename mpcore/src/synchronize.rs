@@ -147,19 +147,22 @@ impl RawLock {
         })
     }
 
+    #[inline]
     fn state(&self) -> &AtomicU64 {
         self.block.u64_at(0)
     }
 
+    #[inline]
     fn owner(&self) -> &AtomicU64 {
         self.block.u64_at(8)
     }
 
+    #[inline]
     fn count(&self) -> &AtomicU32 {
         self.block.u32_at(16)
     }
 
-    /// Takes the lock, recording the calling thread as owner (and a count of 1).
+    /// Takes the lock, recording the calling thread as owner.
     #[inline]
     fn acquire(&self, blocking: Blocking) -> bool {
         let me = identity::process();
@@ -171,7 +174,6 @@ impl RawLock {
         if taken {
             self.owner()
                 .store(identity::thread_owner_id(), Ordering::Relaxed);
-            self.count().store(1, Ordering::Relaxed);
         }
         taken
     }
@@ -262,6 +264,7 @@ impl RawLock {
     }
 
     /// Whether the calling thread holds the lock.
+    #[inline]
     fn is_mine(&self) -> bool {
         let id = identity::thread_owner_id();
         let s = self.state().load(Ordering::Relaxed);
@@ -336,6 +339,7 @@ impl Lock {
     }
 
     /// Blocks until the lock is acquired; returns true (Python: `acquire()`).
+    #[inline]
     pub fn acquire(&self) -> bool {
         self.raw.acquire(Blocking::Forever)
     }
@@ -354,8 +358,9 @@ impl Lock {
 
     /// Releases the lock, whoever acquired it. Error if it is not held: "semaphore
     /// or lock released too many times".
+    #[inline]
     pub fn release(&self) -> Result<()> {
-        if !self.raw.is_held() || !self.raw.unlock() {
+        if !self.raw.unlock() {
             return Err(Error::invalid(RELEASED_TOO_MANY));
         }
         Ok(())
@@ -363,6 +368,7 @@ impl Lock {
 
     /// Acquires the lock and returns a guard that releases it when dropped (Python:
     /// `with lock:`).
+    #[inline]
     pub fn lock(&self) -> LockGuard<'_> {
         self.acquire();
         LockGuard { lock: self }
@@ -452,16 +458,22 @@ impl RLock {
     /// The size of the block [`in_block`](RLock::in_block) needs.
     pub(crate) const SIZE: usize = RAW_LOCK_SIZE;
 
+    #[inline]
     fn acquire_with(&self, blocking: Blocking) -> bool {
         if self.raw.is_mine() {
             let count = self.raw.count();
             count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             return true;
         }
-        self.raw.acquire(blocking)
+        let taken = self.raw.acquire(blocking);
+        if taken {
+            self.raw.count().store(1, Ordering::Relaxed);
+        }
+        taken
     }
 
     /// Blocks until the lock is acquired (or acquires it again); returns true.
+    #[inline]
     pub fn acquire(&self) -> bool {
         self.acquire_with(Blocking::Forever)
     }
@@ -478,6 +490,7 @@ impl RLock {
 
     /// Releases one level. Error if the calling thread does not own the lock
     /// ("attempt to release recursive lock not owned by thread"); the owner keeps it.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         if !self.raw.is_mine() {
             return Err(Error::invalid(RLOCK_NOT_OWNED));
@@ -494,6 +507,7 @@ impl RLock {
     }
 
     /// Acquires the lock and returns a guard that releases one level when dropped.
+    #[inline]
     pub fn lock(&self) -> RLockGuard<'_> {
         self.acquire();
         RLockGuard {

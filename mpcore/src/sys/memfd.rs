@@ -122,6 +122,7 @@ impl SharedMapping {
     }
 
     /// The byte at `offset`, as an atomic. Panics if out of bounds.
+    #[inline]
     pub fn atomic_u8(&self, offset: usize) -> &AtomicU8 {
         let p = self.checked::<AtomicU8>(offset);
         // SAFETY: `checked` proved the 1 byte lies inside our live mapping; the
@@ -132,6 +133,7 @@ impl SharedMapping {
 
     /// The 2 bytes at `offset` (2-aligned), as an atomic. Panics if out of bounds
     /// or misaligned.
+    #[inline]
     pub fn atomic_u16(&self, offset: usize) -> &AtomicU16 {
         let p = self.checked::<AtomicU16>(offset);
         // SAFETY: as in `atomic_u8`; `checked` also proved the alignment.
@@ -140,6 +142,7 @@ impl SharedMapping {
 
     /// The 4 bytes at `offset` (4-aligned), as an atomic. Panics if out of bounds
     /// or misaligned.
+    #[inline]
     pub fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
         let p = self.checked::<AtomicU32>(offset);
         // SAFETY: as in `atomic_u8`; `checked` also proved the alignment.
@@ -148,12 +151,14 @@ impl SharedMapping {
 
     /// The 8 bytes at `offset` (8-aligned), as an atomic. Panics if out of bounds
     /// or misaligned.
+    #[inline]
     pub fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
         let p = self.checked::<AtomicU64>(offset);
         // SAFETY: as in `atomic_u8`; `checked` also proved the alignment.
         unsafe { &*p }
     }
 
+    #[inline]
     fn checked<T>(&self, offset: usize) -> *const T {
         let size = std::mem::size_of::<T>();
         assert!(
