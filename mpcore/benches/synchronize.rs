@@ -39,9 +39,23 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// What sharing heap arenas buys: creating a `Lock` (a block cut from a shared
+/// memfd arena) against creating one memfd + mapping per object.
+fn creation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("create");
+    group.bench_function("mpcore_lock_new", |b| {
+        b.iter(|| black_box(Lock::new().unwrap()))
+    });
+    group.bench_function("memfd_per_object", |b| {
+        b.iter(|| black_box(SharedMapping::create("mpcore-bench", 64).unwrap()))
+    });
+    group.finish();
+}
+
 fn main() {
     mpcore::init();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
+    creation(&mut c);
     c.final_summary();
 }

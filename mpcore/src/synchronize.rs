@@ -165,15 +165,19 @@ impl RawLock {
     /// Takes the lock, recording the calling thread as owner.
     #[inline]
     fn acquire(&self, blocking: Blocking) -> bool {
-        let me = identity::process();
+        self.acquire_as(identity::process(), identity::thread_owner_id(), blocking)
+    }
+
+    /// [`acquire`](RawLock::acquire) for the process `me` and the thread `id`.
+    #[inline]
+    fn acquire_as(&self, me: u64, id: u64, blocking: Blocking) -> bool {
         let taken = self
             .state()
             .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
             || self.acquire_slow(me, blocking);
         if taken {
-            self.owner()
-                .store(identity::thread_owner_id(), Ordering::Relaxed);
+            self.owner().store(id, Ordering::Relaxed);
         }
         taken
     }
@@ -266,7 +270,12 @@ impl RawLock {
     /// Whether the calling thread holds the lock.
     #[inline]
     fn is_mine(&self) -> bool {
-        let id = identity::thread_owner_id();
+        self.is_mine_as(identity::thread_owner_id())
+    }
+
+    /// Whether the thread `id` (see [`identity::thread_owner_id`]) holds the lock.
+    #[inline]
+    fn is_mine_as(&self, id: u64) -> bool {
         let s = self.state().load(Ordering::Relaxed);
         (s & PID_MASK) as u32 == (id >> 32) as u32
             && s & TAKING == 0
@@ -460,14 +469,27 @@ impl RLock {
 
     #[inline]
     fn acquire_with(&self, blocking: Blocking) -> bool {
-        if self.raw.is_mine() {
-            let count = self.raw.count();
+        let me = identity::process();
+        let id = identity::thread_owner_id();
+        let count = self.raw.count();
+        // Free: take it. Otherwise it may be ours already (reentrant acquire).
+        if self
+            .raw
+            .state()
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.raw.owner().store(id, Ordering::Relaxed);
+            count.store(1, Ordering::Relaxed);
+            return true;
+        }
+        if self.raw.is_mine_as(id) {
             count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             return true;
         }
-        let taken = self.raw.acquire(blocking);
+        let taken = self.raw.acquire_as(me, id, blocking);
         if taken {
-            self.raw.count().store(1, Ordering::Relaxed);
+            count.store(1, Ordering::Relaxed);
         }
         taken
     }
