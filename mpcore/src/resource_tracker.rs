@@ -264,13 +264,13 @@ fn read_messages(
 fn remove_when_unused(name: String) -> Option<std::thread::JoinHandle<()>> {
     let fd = shm::open_for_lock(&name).ok()?; // already unlinked: nothing to do
     if shm::lock_exclusive(fd.as_fd(), false).unwrap_or(false) {
-        let _ = shm::unlink(&name);
+        let _ = shm::unlink_if_same(&name, fd.as_fd());
         return None;
     }
     std::thread::Builder::new()
         .spawn(move || {
             if shm::lock_exclusive(fd.as_fd(), true).unwrap_or(false) {
-                let _ = shm::unlink(&name);
+                let _ = shm::unlink_if_same(&name, fd.as_fd());
             }
         })
         .ok()

@@ -129,6 +129,17 @@ impl Drop for Segment {
     }
 }
 
+/// Removes `/dev/shm/NAME` (`name` starts with `/`) if that name still refers to the
+/// file open as `fd` (it may have been unlinked and created anew meanwhile).
+pub(crate) fn unlink_if_same(name: &str, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let ours = nix::sys::stat::fstat(fd)?;
+    let now = nix::sys::stat::stat(format!("/dev/shm{name}").as_str())?;
+    if (ours.st_dev, ours.st_ino) == (now.st_dev, now.st_ino) {
+        unlink(name)?;
+    }
+    Ok(())
+}
+
 /// Removes `/dev/shm/NAME` (`name` starts with `/`).
 pub(crate) fn unlink(name: &str) -> io::Result<()> {
     Ok(nix::sys::mman::shm_unlink(c_name(name)?.as_c_str())?)
