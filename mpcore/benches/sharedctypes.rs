@@ -23,7 +23,7 @@ fn in_children(n: usize, work: impl Fn() + Clone + Send + 'static) -> Duration {
     let mut children: Vec<Process> = (0..n)
         .map(|_| {
             let work = work.clone();
-            let mut p = Process::from_closure(move || work());
+            let mut p = Process::from_closure(work);
             p.start().unwrap();
             p
         })
