@@ -117,13 +117,18 @@ fn start() -> io::Result<UnixStream> {
     let creator = std::process::id();
     let theirs_fd = theirs.as_raw_fd();
     process::fork_into(|| {
-        let code = match shm::become_helper(theirs_fd, "mpcore-tracker") {
-            Ok(fd) => {
-                serve(fd, creator);
-                0
+        // A panic must never unwind out of here: it would return into the copied
+        // frames of the parent (its `main`, its tests) inside the tracker process.
+        let run = std::panic::AssertUnwindSafe(|| {
+            match shm::become_helper(theirs_fd, "mpcore-tracker") {
+                Ok(fd) => {
+                    serve(fd, creator);
+                    0
+                }
+                Err(_) => 1,
             }
-            Err(_) => 1,
-        };
+        });
+        let code = std::panic::catch_unwind(run).unwrap_or(2);
         process::exit_immediately(code)
     })?;
     drop(theirs);

@@ -26,12 +26,17 @@ static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
 
 thread_local! {
     static THREAD_TOKEN: Cell<u32> = const { Cell::new(0) };
+    /// `(pid << 32) | token` of this thread, or 0 when not yet computed. The forking
+    /// thread is the only thread of a child, and the handler below clears its copy.
+    static OWNER_ID: Cell<u64> = const { Cell::new(0) };
 }
 
 extern "C" fn after_fork_in_child() {
-    // Only async-signal-safe work here: two atomic stores.
+    // Only async-signal-safe work here: atomic stores and a store to an already
+    // initialised thread-local cell (const-initialised, no destructor).
     IDENTITY.store(0, Ordering::Relaxed);
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    OWNER_ID.with(|id| id.set(0));
 }
 
 fn register_atfork() {
@@ -89,7 +94,14 @@ pub fn thread_token() -> u32 {
 /// `(pid << 32) | thread_token()`: names the calling thread across processes.
 #[inline]
 pub fn thread_owner_id() -> u64 {
-    (u64::from(pid()) << 32) | u64::from(thread_token())
+    let cached = OWNER_ID.with(Cell::get);
+    if cached != 0 {
+        return cached;
+    }
+    // `pid()` registers the fork handler before the first value is cached.
+    let id = (u64::from(pid()) << 32) | u64::from(thread_token());
+    OWNER_ID.with(|c| c.set(id));
+    id
 }
 
 /// How many times the process was forked since the first call: differs in a
@@ -249,6 +261,24 @@ mod tests {
         // Same pid, another start time: a different process.
         assert!(!is_alive(id as u32, ((id >> 32) as u32).wrapping_add(1)));
         assert!(pid_exists(std::process::id()));
+    }
+
+    #[test]
+    fn a_forked_child_gets_its_own_owner_id() {
+        let mine = thread_owner_id();
+        assert_eq!(mine >> 32, u64::from(std::process::id()));
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let child = crate::sys::process::fork_into(|| {
+            let ok = thread_owner_id() >> 32 == u64::from(std::process::id())
+                && process() as u32 == std::process::id();
+            let _ = nix::unistd::write(&w, &[u8::from(ok)]);
+            crate::sys::process::exit_immediately(0)
+        })
+        .unwrap();
+        let mut byte = [0u8];
+        nix::unistd::read(&r, &mut byte).unwrap();
+        nix::sys::wait::waitpid(child, None).unwrap();
+        assert_eq!(byte[0], 1, "the child kept its parent's identity");
     }
 
     #[test]
