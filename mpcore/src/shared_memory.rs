@@ -11,7 +11,8 @@
 //! open any more. A process that merely opened a segment never causes it to be
 //! removed.
 //!
-//! Generated names start with `mpcore-`, so leftovers are easy to find.
+//! Generated names are `mpcore-<creator pid>-<random letters>`: leftovers are easy
+//! to find, and the pid says whose they are.
 //!
 //! ```
 //! use mpcore::shared_memory::SharedMemory;
@@ -75,17 +76,27 @@ fn clean_name(name: &str) -> Result<&str> {
     Ok(bare)
 }
 
+/// `mpcore-<pid>-<12 random letters>`: the creator's pid is the only run of digits
+/// in the name, so tools (the lesson harness) can tell whose segment it is.
 fn random_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    format!("{NAME_PREFIX}{:016x}", hasher.finish())
+    let mut bits = hasher.finish();
+    let letters: String = (0..12)
+        .map(|_| {
+            let c = char::from(b'a' + (bits % 26) as u8);
+            bits /= 26;
+            c
+        })
+        .collect();
+    format!("{NAME_PREFIX}{}-{letters}", std::process::id())
 }
 
 impl SharedMemory {
     /// Creates a segment of `size` bytes (at least 1), zero-filled. With `None`, a
-    /// fresh name starting with `mpcore-` is chosen. Errors: size 0, a name that
+    /// fresh name `mpcore-<pid>-<random letters>` is chosen. Errors: size 0, a name that
     /// exists (`io::ErrorKind::AlreadyExists`, Python's `FileExistsError`).
     pub fn create(name: Option<&str>, size: usize) -> Result<SharedMemory> {
         if size == 0 {
@@ -208,7 +219,14 @@ mod tests {
     fn generated_names_differ() {
         let (a, b) = (random_name(), random_name());
         assert_ne!(a, b);
-        assert!(a.starts_with(NAME_PREFIX) && a.len() == NAME_PREFIX.len() + 16);
+        let pid = std::process::id().to_string();
+        assert!(a.starts_with(&format!("{NAME_PREFIX}{pid}-")), "{a}");
+        // The pid is the only run of digits.
+        let digits: Vec<&str> = a
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|run| !run.is_empty())
+            .collect();
+        assert_eq!(digits, [pid.as_str()], "{a}");
     }
 
     #[test]

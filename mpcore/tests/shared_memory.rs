@@ -69,7 +69,8 @@ fn create_open_and_share_bytes() {
 #[test]
 fn generated_names_start_with_mpcore() {
     let shm = SharedMemory::create(None, 16).unwrap();
-    assert!(shm.name().starts_with("mpcore-"), "{}", shm.name());
+    let prefix = format!("mpcore-{}-", std::process::id());
+    assert!(shm.name().starts_with(&prefix), "{}", shm.name());
     assert!(!shm.name().starts_with('/'));
     assert!(exists(shm.name()));
     shm.unlink().unwrap();
