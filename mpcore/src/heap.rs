@@ -52,7 +52,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::Result;
 use crate::reduction;
 use crate::sys::identity::ForkLocal;
-use crate::sys::memfd::SharedMapping;
+use crate::sys::memfd::{SharedAtomic, SharedMapping};
 use crate::util::lock;
 
 /// The size of an arena shared by small blocks.
@@ -68,7 +68,7 @@ const MEMFD_NAME: &str = "mpcore-heap";
 
 /// One memfd and its mapping.
 struct Arena {
-    map: SharedMapping,
+    map: Arc<SharedMapping>,
 }
 
 /// The heap of one process: the arena small blocks are cut from, and the arenas
@@ -107,7 +107,7 @@ impl Block {
         if len > LARGE_BLOCK {
             let map = SharedMapping::create(MEMFD_NAME, len)?;
             return Ok(Block {
-                arena: Arc::new(Arena { map }),
+                arena: Arc::new(Arena { map: Arc::new(map) }),
                 offset: 0,
                 len,
             });
@@ -117,7 +117,7 @@ impl Block {
         let fits = matches!(&heap.current, Some((_, next)) if next + size <= ARENA_SIZE);
         if !fits {
             let map = SharedMapping::create(MEMFD_NAME, ARENA_SIZE)?;
-            heap.current = Some((Arc::new(Arena { map }), 0));
+            heap.current = Some((Arc::new(Arena { map: Arc::new(map) }), 0));
         }
         let (arena, next) = heap.current.as_mut().expect("an arena was just made");
         let block = Block {
@@ -185,6 +185,18 @@ impl Block {
     #[inline]
     pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
         self.arena.map.atomic_u32(self.at(offset, 4))
+    }
+
+    /// A handle on the 4 bytes at `offset` (4-aligned) that checks the bounds once
+    /// and keeps the memory mapped: for words used on hot paths.
+    pub fn shared_u32(&self, offset: usize) -> SharedAtomic<AtomicU32> {
+        SharedAtomic::new(&self.arena.map, self.at(offset, 4))
+    }
+
+    /// A handle on the 8 bytes at `offset` (8-aligned), as
+    /// [`shared_u32`](Block::shared_u32).
+    pub fn shared_u64(&self, offset: usize) -> SharedAtomic<AtomicU64> {
+        SharedAtomic::new(&self.arena.map, self.at(offset, 8))
     }
 
     /// The 8 bytes at `offset` (8-aligned).
@@ -259,7 +271,7 @@ fn attach(fd: OwnedFd) -> std::io::Result<Arc<Arena>> {
         return Ok(Arc::clone(arena));
     }
     let arena = Arc::new(Arena {
-        map: SharedMapping::from_fd(fd)?,
+        map: Arc::new(SharedMapping::from_fd(fd)?),
     });
     heap.attached.retain(|_, weak| weak.strong_count() > 0);
     heap.attached.insert(id, Arc::downgrade(&arena));

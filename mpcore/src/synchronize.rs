@@ -65,6 +65,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::heap::Block;
+use crate::sys::memfd::SharedAtomic;
 use crate::sys::{futex, identity};
 
 const RELEASED_TOO_MANY: &str = "semaphore or lock released too many times";
@@ -134,32 +135,44 @@ const RAW_LOCK_SIZE: usize = 24;
 
 /// The shared words of a lock: `state` = `tag << 32 | flags | pid` of the holding
 /// process (0 when free), `owner` = the holding thread (`pid << 32 | thread token`),
-/// `count` = the recursion depth of an `RLock`.
-#[derive(Clone, Serialize, Deserialize)]
+/// `count` = the recursion depth of an `RLock`. The words' addresses are checked once,
+/// when the handle is made.
+#[derive(Clone)]
 struct RawLock {
     block: Block,
+    state: SharedAtomic<AtomicU64>,
+    owner: SharedAtomic<AtomicU64>,
+    count: SharedAtomic<AtomicU32>,
 }
 
 impl RawLock {
     fn new() -> Result<RawLock> {
-        Ok(RawLock {
-            block: Block::new(RAW_LOCK_SIZE)?,
-        })
+        Ok(RawLock::in_block(Block::new(RAW_LOCK_SIZE)?))
+    }
+
+    /// The lock stored in `block` (at least [`RAW_LOCK_SIZE`] bytes).
+    fn in_block(block: Block) -> RawLock {
+        RawLock {
+            state: block.shared_u64(0),
+            owner: block.shared_u64(8),
+            count: block.shared_u32(16),
+            block,
+        }
     }
 
     #[inline]
     fn state(&self) -> &AtomicU64 {
-        self.block.u64_at(0)
+        &self.state
     }
 
     #[inline]
     fn owner(&self) -> &AtomicU64 {
-        self.block.u64_at(8)
+        &self.owner
     }
 
     #[inline]
     fn count(&self) -> &AtomicU32 {
-        self.block.u32_at(16)
+        &self.count
     }
 
     /// Takes the lock, recording the calling thread as owner.
@@ -303,6 +316,22 @@ impl RawLock {
         } else {
             "SomeOtherProcess".to_string()
         }
+    }
+}
+
+impl Serialize for RawLock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.block.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawLock {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let block = Block::deserialize(d)?;
+        if block.len() < RAW_LOCK_SIZE {
+            return Err(serde::de::Error::custom("lock block too small"));
+        }
+        Ok(RawLock::in_block(block))
     }
 }
 
@@ -460,7 +489,7 @@ impl RLock {
     /// An RLock stored in `block` (at least [`RAW_LOCK_SIZE`] bytes, zeroed).
     pub(crate) fn in_block(block: Block) -> RLock {
         RLock {
-            raw: RawLock { block },
+            raw: RawLock::in_block(block),
         }
     }
 
@@ -1278,9 +1307,7 @@ impl Barrier {
         let block = Block::new(48)?;
         block.u32_at(32).store(parties, Ordering::Relaxed);
         Ok(Barrier {
-            lock: RawLock {
-                block: block.sub(0, RAW_LOCK_SIZE),
-            },
+            lock: RawLock::in_block(block.sub(0, RAW_LOCK_SIZE)),
             block,
             action,
             timeout,
@@ -1487,9 +1514,7 @@ impl<'de> Deserialize<'de> for Barrier {
             return Err(serde::de::Error::custom("barrier block too small"));
         }
         Ok(Barrier {
-            lock: RawLock {
-                block: wire.block.sub(0, RAW_LOCK_SIZE),
-            },
+            lock: RawLock::in_block(wire.block.sub(0, RAW_LOCK_SIZE)),
             block: wire.block,
             action: wire.action.map(identity::fn_from_offset),
             timeout: wire.timeout,

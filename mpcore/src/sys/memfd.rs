@@ -14,8 +14,10 @@
 
 use std::io;
 use std::num::NonZeroUsize;
+use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 
 use nix::sys::mman::{MapFlags, ProtFlags};
@@ -175,6 +177,66 @@ impl SharedMapping {
             .wrapping_add(offset)
             .cast::<T>()
             .cast_const()
+    }
+}
+
+mod sealed {
+    pub trait Atomic {}
+    impl Atomic for std::sync::atomic::AtomicU8 {}
+    impl Atomic for std::sync::atomic::AtomicU16 {}
+    impl Atomic for std::sync::atomic::AtomicU32 {}
+    impl Atomic for std::sync::atomic::AtomicU64 {}
+}
+
+/// One atomic word inside a [`SharedMapping`], with its address checked once: a
+/// handle for hot paths (a lock word) that keeps the mapping alive and derefs to
+/// the atomic without a bounds check.
+pub struct SharedAtomic<T: sealed::Atomic> {
+    ptr: NonNull<T>,
+    _map: Arc<SharedMapping>,
+}
+
+// SAFETY: the pointee is an atomic (Send + Sync) inside a mapping that `_map`
+// keeps alive; sharing or sending the handle shares only that atomic.
+unsafe impl<T: sealed::Atomic> Send for SharedAtomic<T> {}
+// SAFETY: as above.
+unsafe impl<T: sealed::Atomic> Sync for SharedAtomic<T> {}
+
+impl<T: sealed::Atomic> SharedAtomic<T> {
+    /// The atomic at `offset` of `map`. Panics if out of bounds or misaligned.
+    pub fn new(map: &Arc<SharedMapping>, offset: usize) -> SharedAtomic<T> {
+        let ptr = map.checked::<T>(offset).cast_mut();
+        SharedAtomic {
+            // The mapping's base is non-null, and `checked` stays inside it.
+            ptr: NonNull::new(ptr).expect("a mapping is never at address 0"),
+            _map: Arc::clone(map),
+        }
+    }
+}
+
+impl<T: sealed::Atomic> Clone for SharedAtomic<T> {
+    fn clone(&self) -> Self {
+        SharedAtomic {
+            ptr: self.ptr,
+            _map: Arc::clone(&self._map),
+        }
+    }
+}
+
+impl<T: sealed::Atomic> Deref for SharedAtomic<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: `new` checked that `ptr` is an aligned, in-bounds atomic of the
+        // mapping, which `_map` keeps mapped for as long as `self` lives; any bit
+        // pattern is a valid atomic and concurrent writers are fine.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: sealed::Atomic> std::fmt::Debug for SharedAtomic<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedAtomic({:p})", self.ptr)
     }
 }
 
