@@ -17,8 +17,8 @@
 //!   that two independent locks never share a cache line; larger blocks (arrays) get a
 //!   memfd of their own. The `small_objects_share_arenas` test pins the descriptor
 //!   count, and the `create` group of `benches/synchronize.rs` the cost: creating a
-//!   `Lock` took 36 ns from a shared arena against 14.6 µs for a memfd and mapping
-//!   of its own (400x), on the project's 2-core machine.
+//!   `Lock` took 73 ns from a shared arena against 12.8 µs for a memfd and mapping
+//!   of its own (175x), on the project's 2-core machine.
 //! - **Blocks are never reused.** An arena hands out blocks by bumping an offset and
 //!   is unmapped when the last block cut from it is dropped in this process. A freed
 //!   block is not given out again, because a child may still use it: CPython reuses
