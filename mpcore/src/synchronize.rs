@@ -43,6 +43,11 @@
 //! `EOWNERDEAD`). An `RLock` held several times by the dead process is taken over
 //! with a count of 1. Semaphores have no single holder and are not repaired.
 //!
+//! Limits of the check: the processes must share a pid namespace (those mpcore
+//! starts do), and a holder whose `/proc` entry cannot be read (a `hidepid` mount)
+//! is assumed alive, so its lock is never taken from it. A thread that ends while
+//! holding a lock, in a process that lives on, keeps it held, as in Python.
+//!
 //! The futex word of a lock is the low half of that 64-bit word (pid and flags); the
 //! kernel compares those 32 bits, and Rust code only ever touches the word whole.
 //!
