@@ -91,11 +91,16 @@
 pub mod context;
 pub mod error;
 pub(crate) mod forkserver;
+pub mod heap;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
 pub mod reduction;
 pub(crate) mod spawn;
+pub mod resource_tracker;
+pub mod shared_memory;
+pub mod sharedctypes;
+pub mod synchronize;
 pub mod sys;
 pub mod util;
 
@@ -107,6 +112,9 @@ pub use obj::Obj;
 pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };
+pub use shared_memory::SharedMemory;
+pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
+pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 /// Prepares mpcore; call it first in `main`, before anything else runs.
 ///

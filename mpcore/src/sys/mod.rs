@@ -10,7 +10,11 @@
 
 #![allow(unsafe_code)]
 
+pub mod futex;
+pub mod identity;
+pub mod memfd;
 pub mod poll;
 pub mod process;
 pub(crate) mod scm;
 pub(crate) mod spawn;
+pub(crate) mod shm;
