@@ -9,21 +9,14 @@
 //!   timestamp as Python's `time.time()` does;
 //! - the command line: [`has_flag`];
 //! - what the articles print with `os.getppid()`: [`ppid`];
-//! - the banners around lines whose order is free: [`any_order`], [`back_in_order`];
-//! - [`Event`], a stand-in for `mpcore::Event` until mpcore has one.
+//! - the banners around lines whose order is free: [`any_order`], [`back_in_order`].
 //!
 //! The Python reference scripts in `lessons/reference/` repeat the few lines of this
 //! file they need, so that each of them runs on its own.
 
 use std::fmt;
-use std::io::{self, PipeReader, PipeWriter, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The time scale used when neither `--real-time` nor [`TIME_SCALE_ENV`] says
 /// otherwise: one article second lasts a tenth of a second.
@@ -132,120 +125,6 @@ pub fn back_in_order() {
     println!("{BACK_IN_ORDER}");
 }
 
-/// A flag that one process sets and others wait for: the few methods of Python's
-/// `multiprocessing.Event` the lessons need, over a pipe.
-///
-/// Stand-in until `mpcore::Event` exists; a lesson switches by changing the path.
-/// Setting writes one byte that nobody reads, so the read end stays readable and
-/// every waiter sees it.
-///
-/// It can be an argument of a child's target or a field of a [`mpcore::Run`] value:
-/// under fork the child inherits the pipe, and when mpcore encodes a child's
-/// arguments (spawn, forkserver) the two descriptors travel with the child as
-/// [`mpcore::reduction`] handles.
-#[derive(Debug)]
-pub struct Event {
-    read: PipeReader,
-    write: PipeWriter,
-}
-
-impl Event {
-    /// A new flag, not set (Python: `multiprocessing.Event()`).
-    pub fn new() -> io::Result<Event> {
-        let (read, write) = io::pipe()?;
-        Ok(Event { read, write })
-    }
-
-    /// Sets the flag, waking every waiter (Python: `Event.set()`).
-    pub fn set(&self) -> io::Result<()> {
-        if !self.is_set()? {
-            (&self.write).write_all(b"!")?;
-        }
-        Ok(())
-    }
-
-    /// Whether the flag is set (Python: `Event.is_set()`).
-    pub fn is_set(&self) -> io::Result<bool> {
-        self.poll(PollTimeout::ZERO)
-    }
-
-    /// Waits until the flag is set (Python: `Event.wait()`).
-    pub fn wait(&self) -> io::Result<()> {
-        self.poll(PollTimeout::NONE).map(drop)
-    }
-
-    /// Waits up to `timeout` for the flag; whether it is set (Python:
-    /// `Event.wait(timeout)`).
-    pub fn wait_timeout(&self, timeout: Duration) -> io::Result<bool> {
-        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-        self.poll(timeout)
-    }
-
-    /// Clears the flag (Python: `Event.clear()`).
-    pub fn clear(&self) -> io::Result<()> {
-        while self.is_set()? {
-            (&self.read).read_exact(&mut [0])?;
-        }
-        Ok(())
-    }
-
-    fn poll(&self, timeout: PollTimeout) -> io::Result<bool> {
-        loop {
-            let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(ready) => return Ok(ready > 0),
-                Err(Errno::EINTR) => continue,
-                Err(errno) => return Err(errno.into()),
-            }
-        }
-    }
-}
-
-/// Another handle on the same flag (both descriptors duplicated).
-///
-/// # Panics
-///
-/// If the process has no descriptor left to duplicate into.
-impl Clone for Event {
-    fn clone(&self) -> Event {
-        Event {
-            read: self.read.try_clone().expect("duplicate the Event's pipe"),
-            write: self.write.try_clone().expect("duplicate the Event's pipe"),
-        }
-    }
-}
-
-/// One descriptor of an [`Event`], encoded as an mpcore handle.
-struct Fd<T>(T);
-
-impl<T: AsFd> Serialize for Fd<&T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mpcore::reduction::serialize_fd("Event", self.0.as_fd(), s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Fd<OwnedFd> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        mpcore::reduction::deserialize_fd(d).map(Fd)
-    }
-}
-
-impl Serialize for Event {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (Fd(&self.read), Fd(&self.write)).serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (Fd(read), Fd(write)) = <(Fd<OwnedFd>, Fd<OwnedFd>)>::deserialize(d)?;
-        Ok(Event {
-            read: read.into(),
-            write: write.into(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,32 +143,5 @@ mod tests {
     fn durations_print_with_two_decimals() {
         assert_eq!(secs(Duration::from_millis(1020)), "1.02s");
         assert_eq!(secs(Duration::from_millis(5)), "0.01s");
-    }
-
-    #[test]
-    fn an_event_is_set_once_and_seen_by_every_handle() {
-        let event = Event::new().unwrap();
-        let other = event.clone();
-        assert!(!event.is_set().unwrap());
-        assert!(!other.wait_timeout(Duration::from_millis(1)).unwrap());
-        other.set().unwrap();
-        other.set().unwrap();
-        event.wait().unwrap();
-        assert!(event.is_set().unwrap() && other.is_set().unwrap());
-        event.clear().unwrap();
-        assert!(!other.is_set().unwrap());
-    }
-
-    #[test]
-    fn an_event_set_in_a_child_wakes_the_parent() {
-        fn child(started: Event) {
-            started.set().unwrap();
-        }
-        let started = Event::new().unwrap();
-        let mut p = mpcore::Process::new(child, (started.clone(),));
-        p.start().unwrap();
-        started.wait().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0));
     }
 }

@@ -4,8 +4,8 @@
 //! Source: `000_a4853b86a63cc66d.txt` §(8) 守护进程, and the daemon notes of
 //! `001_4b3cdbbaf17f337e.txt` §3. Run it with `just lesson daemon`.
 
-use lessons::{Event, sleep};
-use mpcore::{Process, Run, current_process};
+use lessons::sleep;
+use mpcore::{Event, Process, Run, current_process};
 use serde::{Deserialize, Serialize};
 
 // ANCHOR: main
@@ -30,7 +30,7 @@ impl Run for Piao {
     fn run(&mut self) {
         let name = current_process().name;
         println!("{name} is piaoing");
-        self.started.set().expect("tell the parent");
+        self.started.set();
         sleep(2.0);
         println!("{name} is piao end"); // never printed: main ends first
     }
@@ -50,7 +50,7 @@ fn main() -> mpcore::Result<()> {
     };
     let mut p = Process::from_run(piao).with_name("egon").with_daemon(true);
     p.start()?;
-    started.wait()?; // without this, main could end before the daemon prints a line
+    started.wait(); // without this, main could end before the daemon prints a line
     println!("主");
     Ok(()) // main ends here: mpcore terminates the daemon (and reaps it)
 }

@@ -9,8 +9,8 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use lessons::{Event, scaled, secs, sleep};
-use mpcore::Process;
+use lessons::{scaled, secs, sleep};
+use mpcore::{Event, Process};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
@@ -20,7 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 /// The child: says it is there, then works for a minute (scaled), unless stopped.
 fn test(started: Event) {
     println!("子进程");
-    started.set().expect("tell the parent");
+    started.set();
     for _ in 0..60 {
         sleep(1.0);
     }
@@ -32,7 +32,7 @@ fn main() -> mpcore::Result<()> {
     let mut process = Process::new(test, (started.clone(),));
     println!("父进程");
     process.start()?;
-    started.wait()?; // the child's line is out
+    started.wait(); // the child's line is out
 
     let ctrl_c = CtrlC::catch()?; // from here on, Ctrl-C is a message to this process
     println!("exitcode while it runs: {}", or_none(process.exitcode()));
