@@ -40,16 +40,20 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod connection;
 pub mod error;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
+pub mod queues;
 pub mod reduction;
 pub mod sys;
 pub mod util;
 
+pub use connection::{Connection, pipe, pipe_simplex};
 pub use error::{Error, Result};
 pub use obj::Obj;
+//QUEUES pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };

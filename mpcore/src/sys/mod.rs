@@ -10,5 +10,10 @@
 
 #![allow(unsafe_code)]
 
+pub mod atfork;
+pub mod futex;
+pub mod pipe;
 pub mod poll;
 pub mod process;
+pub mod shm;
+pub mod socket;

@@ -1,0 +1,1 @@
+//! Queues (being written).
