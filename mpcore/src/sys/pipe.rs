@@ -3,7 +3,6 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::Once;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigHandler, Signal};
@@ -17,8 +16,10 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
 }
 
-/// Ignores `SIGPIPE` for the whole process, once, unless the program installed a
-/// handler of its own (which is then left in place).
+/// Makes sure `SIGPIPE` is ignored process-wide, unless the program installed a
+/// handler of its own (which is then left in place). Called whenever a pipe
+/// connection is made, so that code which reset the signal to its default (as a
+/// child about to `exec` might) is covered too; it costs one system call.
 ///
 /// Unlike a socket send, a `write` on a pipe has no `MSG_NOSIGNAL` flag: the only
 /// ways to get `EPIPE` rather than death are to ignore the signal process-wide or to
@@ -28,17 +29,14 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// program this changes nothing. Children started by `exec` get the default back
 /// (`std::process::Command` resets it).
 pub fn ignore_sigpipe() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: installing SIG_IGN runs no code of ours in signal context. If the
-        // previous disposition was a handler of the program's own, it is put back
-        // at once; that handler stays valid since the program installed it.
-        unsafe {
-            if let Ok(previous) = nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) {
-                if !matches!(previous, SigHandler::SigDfl | SigHandler::SigIgn) {
-                    let _ = nix::sys::signal::signal(Signal::SIGPIPE, previous);
-                }
+    // SAFETY: installing SIG_IGN runs no code of ours in signal context. If the
+    // previous disposition was a handler of the program's own, it is put back at
+    // once; that handler stays valid since the program installed it.
+    unsafe {
+        if let Ok(previous) = nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) {
+            if !matches!(previous, SigHandler::SigDfl | SigHandler::SigIgn) {
+                let _ = nix::sys::signal::signal(Signal::SIGPIPE, previous);
             }
         }
-    });
+    }
 }
