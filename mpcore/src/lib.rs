@@ -53,10 +53,10 @@ pub mod util;
 pub use connection::{Connection, pipe, pipe_simplex};
 pub use error::{Error, Result};
 pub use obj::Obj;
-//QUEUES pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };
+pub use queues::{JoinableQueue, Queue, SimpleQueue};
 
 /// Prepares mpcore; call it first in `main`, before anything else runs.
 ///
