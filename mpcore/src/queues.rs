@@ -1212,9 +1212,8 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 ///
 /// ```
 /// let q = mpcore::JoinableQueue::new()?;
-/// q.put("task")?;
-/// let task: &str = &q.get()?;
-/// assert_eq!(task, "task");
+/// q.put("task".to_string())?;
+/// assert_eq!(q.get()?, "task");
 /// q.task_done()?;
 /// q.join()?; // returns at once: every task is done
 /// assert!(q.task_done().is_err()); // "task_done() called too many times"
