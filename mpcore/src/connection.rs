@@ -300,14 +300,14 @@ impl Connection {
     fn recv_message(&self, maxlength: Option<usize>) -> Result<Vec<u8>> {
         let fd = self.check_readable()?;
         let len = self.recv_len(fd)?;
-        if let Some(max) = maxlength {
-            if len > max as u64 {
-                self.readable.store(false, Ordering::Relaxed);
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "bad message length",
-                )));
-            }
+        if let Some(max) = maxlength
+            && len > max as u64
+        {
+            self.readable.store(false, Ordering::Relaxed);
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad message length",
+            )));
         }
         let mut buf = Vec::new();
         read_body(fd, len, &mut buf)?;
@@ -1113,7 +1113,7 @@ mod tests {
             let mut bytes: Vec<u8> = (0..len).map(|_| next_random(&mut seed) as u8).collect();
             if len >= 4 {
                 bytes[..4].copy_from_slice(&((len - 4) as u32).to_be_bytes());
-                if len >= 15 && next_random(&mut seed) % 2 == 0 {
+                if len >= 15 && next_random(&mut seed).is_multiple_of(2) {
                     bytes[4..15].copy_from_slice(CHALLENGE);
                 }
             }

@@ -924,12 +924,12 @@ impl Core {
     fn put_record(&self, local: &Arc<Local>, record: Vec<u8>) -> Result<()> {
         let ring = &self.ring;
         let mut feed = lock(&local.feed);
-        if feed.buffer.is_empty() && !feed.writing {
-            if let Some(guard) = ring.lock_writer(Deadline::now())? {
-                if guard.try_write(&record) {
-                    return Ok(());
-                }
-            }
+        if feed.buffer.is_empty()
+            && !feed.writing
+            && let Some(guard) = ring.lock_writer(Deadline::now())?
+            && guard.try_write(&record)
+        {
+            return Ok(());
         }
         feed.buffer.push_back(record);
         if !feed.running {

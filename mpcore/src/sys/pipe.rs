@@ -33,10 +33,10 @@ pub fn ignore_sigpipe() {
     // previous disposition was a handler of the program's own, it is put back at
     // once; that handler stays valid since the program installed it.
     unsafe {
-        if let Ok(previous) = nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) {
-            if !matches!(previous, SigHandler::SigDfl | SigHandler::SigIgn) {
-                let _ = nix::sys::signal::signal(Signal::SIGPIPE, previous);
-            }
+        if let Ok(previous) = nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn)
+            && !matches!(previous, SigHandler::SigDfl | SigHandler::SigIgn)
+        {
+            let _ = nix::sys::signal::signal(Signal::SIGPIPE, previous);
         }
     }
 }

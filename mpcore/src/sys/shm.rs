@@ -96,7 +96,7 @@ impl SharedMapping {
     /// 4-aligned (a bug in the caller's layout, not a run-time condition).
     pub fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
         assert!(
-            offset % 4 == 0 && offset + 4 <= self.len,
+            offset.is_multiple_of(4) && offset + 4 <= self.len,
             "bad atomic offset"
         );
         // SAFETY: in bounds and aligned (the mapping is page-aligned); the memory
@@ -109,7 +109,7 @@ impl SharedMapping {
     /// 8-aligned.
     pub fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
         assert!(
-            offset % 8 == 0 && offset + 8 <= self.len,
+            offset.is_multiple_of(8) && offset + 8 <= self.len,
             "bad atomic offset"
         );
         // SAFETY: as in `atomic_u32`, with 8-byte alignment.
