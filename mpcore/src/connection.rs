@@ -3,7 +3,7 @@
 //!
 //! A [`Connection`] is one end of a byte stream (a Unix socket or an OS pipe) that
 //! carries whole *messages*: [`send`](Connection::send) encodes any serde value with
-//! the crate's one codec ([`reduction`](crate::reduction)) and
+//! the crate's one codec ([`reduction`]) and
 //! [`recv`](Connection::recv) decodes it; [`send_bytes`](Connection::send_bytes)
 //! and [`recv_bytes`](Connection::recv_bytes) carry raw bytes.
 //!
@@ -49,10 +49,10 @@
 //! - **No `SIGPIPE` deaths.** Sending to a peer that has gone returns
 //!   `Error::Io` with `ErrorKind::BrokenPipe`. Sockets use `MSG_NOSIGNAL`; for OS
 //!   pipes mpcore ignores `SIGPIPE` process-wide, as CPython and Rust's runtime
-//!   already do at start-up (see [`sys::pipe::ignore_sigpipe`](crate::sys::pipe::ignore_sigpipe)).
+//!   already do at start-up (see [`sys::pipe::ignore_sigpipe`]).
 //! - **Passing to children.** A `Connection` is `Serialize + Deserialize`: as an
 //!   argument of a child's target it travels as its descriptor (see
-//!   [`reduction::serialize_fd`](crate::reduction::serialize_fd)). Under fork
+//!   [`reduction::serialize_fd`]). Under fork
 //!   nothing is encoded: the end is moved into the child, and the parent's copy is
 //!   closed when `start()` returns, so the reader of a pipe whose only writer went to
 //!   a child that died sees [`Error::Eof`].

@@ -67,6 +67,9 @@ pub fn pid_alive(pid: i32) -> bool {
                     .rfind(')')
                     .and_then(|i| stat[i + 1..].split_whitespace().next())
                     .is_none_or(|state| state != "Z" && state != "X"),
+                // Gone between the two checks.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+                // No /proc to look at: trust kill().
                 Err(_) => true,
             }
         }
