@@ -142,6 +142,9 @@ const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 /// Spins before sleeping: a holder usually keeps a lock for a copy of a few
 /// hundred bytes.
 const SPINS: u32 = 200;
+/// Polls of a condition (data, room, a count) before sleeping on it: cheaper than
+/// a futex round trip when the other side is about to act.
+const WAIT_SPINS: u32 = 200;
 
 const BROKEN_MESSAGE: &str = "queue is broken: a process died in the middle of writing an item";
 
@@ -257,14 +260,9 @@ impl Ring {
     fn mark_broken(&self) {
         self.u32(OFF_BROKEN).store(1, Ordering::Release);
         // Wake every sleeper so that it sees the flag.
-        for (seq, waiters) in [
-            (OFF_DATA_SEQ, OFF_DATA_WAITERS),
-            (OFF_SPACE_SEQ, OFF_SPACE_WAITERS),
-        ] {
+        for seq in [OFF_DATA_SEQ, OFF_SPACE_SEQ] {
             self.u32(seq).fetch_add(1, Ordering::SeqCst);
-            if self.u32(waiters).load(Ordering::SeqCst) > 0 {
-                futex::wake(self.u32(seq), i32::MAX);
-            }
+            futex::wake(self.u32(seq), i32::MAX);
         }
     }
 
@@ -411,7 +409,7 @@ impl Ring {
         ready: impl Fn() -> bool,
         check: impl Fn() -> Result<()>,
     ) -> Result<bool> {
-        for _ in 0..SPINS {
+        for _ in 0..WAIT_SPINS {
             if ready() {
                 return Ok(true);
             }
@@ -428,24 +426,26 @@ impl Ring {
             if deadline.expired() {
                 return Ok(false);
             }
+            // Register as a sleeper. The waker clears the registration when it
+            // wakes everyone (see `notify`), so only the first change after we
+            // fall asleep costs it a system call; a registration left behind by a
+            // sleeper that timed out costs at most one spare wake-up.
             waiters.fetch_add(1, Ordering::SeqCst);
-            let woken = if ready() {
-                true
-            } else {
-                futex::wait(seq, observed, Some(deadline.slice(LIVENESS_INTERVAL)))
-            };
-            waiters.fetch_sub(1, Ordering::SeqCst);
+            let woken =
+                ready() || futex::wait(seq, observed, Some(deadline.slice(LIVENESS_INTERVAL)));
             if !woken {
                 check()?;
             }
         }
     }
 
-    /// Wakes the sleepers of `seq` if there are any.
-    fn notify(&self, seq: usize, waiters: usize, count: i32) {
-        if self.u32(waiters).load(Ordering::SeqCst) > 0 {
+    /// Wakes every sleeper of `seq`, if any registered since the last wake-up.
+    fn notify(&self, seq: usize, waiters: usize) {
+        if self.u32(waiters).load(Ordering::SeqCst) > 0
+            && self.u32(waiters).swap(0, Ordering::SeqCst) > 0
+        {
             self.u32(seq).fetch_add(1, Ordering::SeqCst);
-            futex::wake(self.u32(seq), count);
+            futex::wake(self.u32(seq), i32::MAX);
         }
     }
 
@@ -512,7 +512,7 @@ struct WriterGuard<'a> {
 impl WriterGuard<'_> {
     fn publish(&self, head: u64) {
         self.ring.u64(OFF_HEAD).store(head, Ordering::SeqCst);
-        self.ring.notify(OFF_DATA_SEQ, OFF_DATA_WAITERS, i32::MAX);
+        self.ring.notify(OFF_DATA_SEQ, OFF_DATA_WAITERS);
     }
 
     /// Writes a whole record if it fits in the free space now; false otherwise.
@@ -573,7 +573,7 @@ struct ReaderGuard<'a> {
 impl ReaderGuard<'_> {
     fn advance(&self, tail: u64) {
         self.ring.u64(OFF_TAIL).store(tail, Ordering::SeqCst);
-        self.ring.notify(OFF_SPACE_SEQ, OFF_SPACE_WAITERS, 1);
+        self.ring.notify(OFF_SPACE_SEQ, OFF_SPACE_WAITERS);
     }
 
     /// Waits (holding the lock) for more bytes of a record a writer is streaming.
@@ -673,7 +673,7 @@ fn release_count(ring: &Ring) {
     // Never below zero, whatever another process did.
     let _ = count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
     if ring.maxsize() > 0 {
-        ring.notify(OFF_COUNT_SEQ, OFF_COUNT_WAITERS, 1);
+        ring.notify(OFF_COUNT_SEQ, OFF_COUNT_WAITERS);
     }
 }
 
@@ -1323,10 +1323,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
         match unfinished.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
             Err(_) => Err(Error::invalid("task_done() called too many times")),
             Ok(1) => {
-                ring.u32(OFF_UNFINISHED_SEQ).fetch_add(1, Ordering::SeqCst);
-                if ring.u32(OFF_UNFINISHED_WAITERS).load(Ordering::SeqCst) > 0 {
-                    futex::wake(ring.u32(OFF_UNFINISHED_SEQ), i32::MAX);
-                }
+                ring.notify(OFF_UNFINISHED_SEQ, OFF_UNFINISHED_WAITERS);
                 Ok(())
             }
             Ok(_) => Ok(()),
