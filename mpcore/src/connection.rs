@@ -55,7 +55,10 @@
 //!   [`reduction::serialize_fd`]). Under fork
 //!   nothing is encoded: the end is moved into the child, and the parent's copy is
 //!   closed when `start()` returns, so the reader of a pipe whose only writer went to
-//!   a child that died sees [`Error::Eof`].
+//!   a child that died sees [`Error::Eof`]. The converse is fork's (and CPython's)
+//!   classic trap: a forked child inherits *every* descriptor the parent had open,
+//!   including the parent's own end of the pipe, so a child waiting for end of file
+//!   on its end waits forever. Stop a child with a message, not by closing.
 //!
 //! # Authentication
 //!
