@@ -171,6 +171,19 @@ impl Connection {
         }
     }
 
+    /// Wraps a descriptor that is already connected: a stream socket or one end of
+    /// a pipe (Python: `Connection(handle, readable, writable)`). Errors if neither
+    /// direction is allowed.
+    pub fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Result<Connection> {
+        if !readable && !writable {
+            return Err(Error::invalid(
+                "at least one of `readable` and `writable` must be True",
+            ));
+        }
+        let socket = sys::socket::is_socket(fd.as_fd());
+        Ok(Connection::new(fd, socket, readable, writable))
+    }
+
     /// Wraps a connected stream socket, readable and writable.
     fn from_socket(fd: OwnedFd) -> Connection {
         Connection::new(fd, true, true, true)

@@ -690,3 +690,81 @@ fn connecting_to_a_missing_path_is_not_found() {
         "{err:?}"
     );
 }
+
+#[test]
+fn connection_is_not_clone() {
+    // Resolves only if exactly one impl applies: adding `Clone` to `Connection`
+    // makes the call ambiguous and this file stop compiling.
+    trait AmbiguousIfClone<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfClone<()> for T {}
+    #[allow(dead_code)]
+    struct Marker;
+    impl<T: ?Sized + Clone> AmbiguousIfClone<Marker> for T {}
+    <Connection as AmbiguousIfClone<_>>::check();
+}
+
+#[test]
+fn the_wire_format_is_cpythons() {
+    // A CPython process on the other end of a socket pair, if python3 is there.
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+    let _serial = serial();
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let fd = theirs.as_raw_fd();
+    let script = format!(
+        "from multiprocessing.connection import Connection\n\
+         c = Connection({fd})\n\
+         m = c.recv_bytes()\n\
+         c.send_bytes(m[::-1])\n\
+         c.send_bytes(b'x' * 70000)\n\
+         c.send_bytes(b'')\n\
+         assert c.recv_bytes() == b'y' * 100000\n\
+         c.send_bytes(b'done')\n"
+    );
+    let child = {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(script).stdin(Stdio::null());
+        // Keep the descriptor open across exec in the child only.
+        // SAFETY: the closure only calls fcntl, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::fcntl::fcntl(
+                    std::os::fd::BorrowedFd::borrow_raw(fd),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )
+                .map(drop)
+                .map_err(std::io::Error::from)
+            })
+        };
+        cmd.spawn()
+    };
+    let Ok(mut child) = child else {
+        eprintln!("python3 not found: skipping the CPython wire-format check");
+        return;
+    };
+    drop(theirs);
+    let conn = Connection::from_fd(ours.into(), true, true).unwrap();
+    conn.send_bytes(b"hello").unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"olleh");
+    assert_eq!(conn.recv_bytes().unwrap(), vec![b'x'; 70000]);
+    assert_eq!(conn.recv_bytes().unwrap(), b"");
+    conn.send_bytes(&vec![b'y'; 100000]).unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"done");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn from_fd_wraps_a_descriptor_and_needs_a_direction() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert!(Connection::from_fd(a.into(), false, false).is_err());
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let r = Connection::from_fd(r, true, false).unwrap();
+    let w = Connection::from_fd(w, false, true).unwrap();
+    w.send(&[1u8, 2]).unwrap();
+    assert_eq!(r.recv::<[u8; 2]>().unwrap(), [1, 2]);
+    let b = Connection::from_fd(b.into(), true, true).unwrap();
+    assert!(b.readable() && b.writable());
+}
