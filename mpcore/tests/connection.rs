@@ -701,7 +701,7 @@ fn connection_is_not_clone() {
     impl<T: ?Sized> AmbiguousIfClone<()> for T {}
     #[allow(dead_code)]
     struct Marker;
-    impl<T: ?Sized + Clone> AmbiguousIfClone<Marker> for T {}
+    impl<T: Clone> AmbiguousIfClone<Marker> for T {}
     <Connection as AmbiguousIfClone<_>>::check();
 }
 
