@@ -1072,6 +1072,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn frames_split_at_random_points_arrive_whole() {
+        let mut seed = 0x0bad_cafe_dead_beefu64;
+        let messages: Vec<Vec<u8>> = (0..200)
+            .map(|i| {
+                let len = match i % 10 {
+                    0 => 70_000,
+                    _ => (next_random(&mut seed) % 300) as usize,
+                };
+                (0..len).map(|_| next_random(&mut seed) as u8).collect()
+            })
+            .collect();
+        let mut stream = Vec::new();
+        for m in &messages {
+            let (header, n) = frame_header(m.len());
+            stream.extend_from_slice(&header[..n]);
+            stream.extend_from_slice(m);
+        }
+        let (conn, mut peer) = raw_pair();
+        let writer = std::thread::spawn(move || {
+            let mut seed = 42u64;
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let n = ((next_random(&mut seed) % 5000) as usize + 1).min(rest.len());
+                peer.write_all(&rest[..n]).unwrap();
+                rest = &rest[n..];
+                if next_random(&mut seed).is_multiple_of(8) {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        for m in &messages {
+            assert_eq!(&conn.recv_bytes().unwrap(), m);
+        }
+        writer.join().unwrap();
+        assert!(matches!(conn.recv_bytes(), Err(Error::Eof)));
+    }
+
     /// Runs `server` and `client` handshake halves on the two ends of a pair.
     fn handshake(server_key: &'static [u8], client_key: &'static [u8]) -> (Result<()>, Result<()>) {
         let (a, b) = UnixStream::pair().unwrap();

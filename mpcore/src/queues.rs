@@ -1581,6 +1581,39 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_dying_mid_record_loses_that_item_only() {
+        fn read_half_and_die(queue: Queue<Vec<u8>>) {
+            // Start reading the first (large) record as `ReaderGuard::read` does,
+            // consume part of it, and vanish holding the reader lock.
+            let ring = &queue.core.ring;
+            let guard = ring.lock_reader(Deadline::Never).unwrap().unwrap();
+            let tail = ring.u64(OFF_TAIL).load(Ordering::SeqCst);
+            let mut len = [0u8; LEN_BYTES];
+            ring.peek(tail, &mut len);
+            let start = tail + LEN_BYTES as u64;
+            ring.u64(OFF_REND)
+                .store(start + u64::from_le_bytes(len), Ordering::SeqCst);
+            ring.u32(OFF_RPARTIAL).store(1, Ordering::SeqCst);
+            guard.advance(start + 1000);
+            std::mem::forget(guard);
+            crate::sys::process::exit_immediately(0);
+        }
+        let q = Queue::<Vec<u8>>::new().unwrap();
+        q.put(vec![1u8; 100_000]).unwrap();
+        q.put(vec![2u8; 10]).unwrap();
+        let mut p = crate::Process::new(read_half_and_die, (q.clone(),));
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(
+            q.get_timeout(Duration::from_secs(30)).unwrap(),
+            vec![2u8; 10]
+        );
+        assert_eq!(q.qsize(), 0, "the lost item is no longer counted");
+        q.put(vec![3u8; 5]).unwrap();
+        assert_eq!(q.get_nowait().unwrap(), vec![3u8; 5]);
+    }
+
+    #[test]
     fn per_process_state_is_fresh_in_a_forked_child() {
         fn child(q: Queue<u32>) {
             // The parent closed its handle; the child's is open (CPython's
