@@ -33,11 +33,14 @@
 //!   already holds room for the header. A message comes in with one read for the
 //!   header and reads straight into the result's spare capacity (no zeroing);
 //!   `recv_bytes_into` reads straight into the caller's buffer.
-//! - **No read-ahead.** Reading more than one message at a time would save a system
-//!   call, but the surplus would have to live in the `Connection` and be lost when
-//!   its descriptor is passed to another process; like CPython, a `Connection` reads
-//!   exactly one message and never more, so `poll`, [`wait`] and descriptor passing
-//!   stay exact.
+//! - **No read-ahead.** Reading more than one message at a time would save the
+//!   header's system call, but the surplus would live in one process's memory:
+//!   processes that share a reading end under a lock (CPython's `SimpleQueue` and
+//!   pool task pipes do exactly that, and a forked child gets a copy of the
+//!   `Connection`) would each hold part of the stream, and `poll`, [`wait`] and raw
+//!   `fileno` users would miss it. Like CPython, a `Connection` reads exactly one
+//!   message and never more. The price is one `read` per message, measured at
+//!   1.0-1.1x a raw ping-pong over a socket pair and 1.2-1.3x over OS pipes.
 //! - **A defensive frame decoder.** The length in a header is a claim, not a fact:
 //!   at most 4 MiB is reserved up front, and beyond that the buffer grows as bytes
 //!   actually arrive. A stream that ends inside a frame gives [`Error::Eof`]
