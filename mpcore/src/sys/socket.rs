@@ -59,7 +59,15 @@ pub fn write_all_vectored(fd: BorrowedFd<'_>, socket: bool, bufs: &[&[u8]]) -> i
             slices[count] = IoSlice::new(&buf[start..]);
             count += 1;
         }
-        let written = if socket {
+        let written = if count == 1 {
+            // One buffer: the plain calls are a little cheaper than their
+            // gathering twins.
+            if socket {
+                socket::send(fd.as_raw_fd(), &slices[0], MsgFlags::MSG_NOSIGNAL)
+            } else {
+                nix::unistd::write(fd, &slices[0])
+            }
+        } else if socket {
             socket::sendmsg::<()>(
                 fd.as_raw_fd(),
                 &slices[..count],
