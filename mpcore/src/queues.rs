@@ -333,15 +333,17 @@ impl Ring {
                 }
                 continue;
             }
+            // Give up before announcing a sleeper, so that a `put` that falls back
+            // to its feeder does not cost the holder a wake-up.
+            if deadline.expired() {
+                return None;
+            }
             if v & WAITERS == 0
                 && word
                     .compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
                     .is_err()
             {
                 continue;
-            }
-            if deadline.expired() {
-                return None;
             }
             let woken = futex::wait(word, v | WAITERS, Some(deadline.slice(LIVENESS_INTERVAL)));
             if !woken {
