@@ -982,7 +982,13 @@ impl Core {
         if joinable {
             self.ring.u64(OFF_UNFINISHED).fetch_add(1, Ordering::SeqCst);
         }
-        self.put_record(local, record)
+        self.put_record(local, record).inspect_err(|_| {
+            // Not queued after all: take back what was counted.
+            release_count(&self.ring);
+            if joinable {
+                self.ring.u64(OFF_UNFINISHED).fetch_sub(1, Ordering::SeqCst);
+            }
+        })
     }
 
     fn get(&self, deadline: Deadline) -> Result<Vec<u8>> {
