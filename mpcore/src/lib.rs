@@ -27,9 +27,57 @@
 //! # `init()`: the `if __name__ == "__main__":` of Rust
 //!
 //! Call [`init`] first in `main`. It registers the at-exit work (daemonic children
-//! are terminated and the others joined when `main` returns), and in a child started
-//! by re-executing the program it runs that child's target instead of the rest of
-//! `main`.
+//! are terminated and the others joined when `main` returns), and it is the guard of
+//! a child started by re-executing the program: such a child runs its target and
+//! exits instead of running the rest of `main`.
+//!
+//! # Start methods
+//!
+//! Three ways to start a child, as in Python ([`StartMethod`], [`context`]):
+//!
+//! - **fork** (the default): the child is a copy of the parent at `start()`. It can
+//!   run any closure ([`Process::from_closure`]).
+//! - **spawn**: the program is executed again (`/proc/self/exe`, by `posix_spawn`)
+//!   and the child runs only the target, a plain `fn` (or a closure that captures
+//!   nothing) with serde arguments ([`Process::new`]) or a [`Run`] value
+//!   ([`Process::from_run`]). It inherits nothing but its arguments: not the
+//!   parent's globals, not its descriptors (handles among the arguments are passed).
+//! - **forkserver**: a fork server, started from a clean copy of the program on first
+//!   use, forks each child. Children inherit nothing of the parent, as under spawn,
+//!   and start about as fast as forked ones.
+//!
+//! `MPCORE_START_METHOD=fork|spawn|forkserver` replaces the default, and
+//! [`set_start_method`] / [`get_context`] choose one in code.
+//!
+//! ## How a re-executed child avoids running `main`
+//!
+//! A spawned child (and the fork server) is the same executable, started with the
+//! environment variable `MPCORE_BOOTSTRAP_FD` naming an inherited descriptor that
+//! holds its *bootstrap*: the target (as the offset of a monomorphised trampoline
+//! from an anchor of this crate), the encoded arguments, the child's name and
+//! identity, and the descriptors of its handles. mpcore reads it in an **ELF
+//! constructor** (a function in `.init_array`, which the loader runs before `main`):
+//! the constructor removes the variable, runs the target with the usual exit-code
+//! rules, and leaves with `_exit`. So a child never runs any of `main`, not even the
+//! code before `init()`: this is stricter than DESIGN's "like Python, code before
+//! `init()` runs again", on purpose. It is what makes the guard impossible to get
+//! wrong, and what lets mpcore's own test binaries (whose `main` libtest generates)
+//! start spawn and forkserver children.
+//!
+//! - **Your own test binaries**: nothing to do. Any binary that calls
+//!   `Process::start` or `init()` links the constructor, so `#[test]` functions may
+//!   start children under every start method.
+//! - **`init()`** stays the documented first line of `main`: it registers the
+//!   at-exit work, and on a platform where no constructor runs it is where a child
+//!   is recognised and run instead.
+//! - **The catch**: code in other constructors that run before mpcore's still runs
+//!   in the child, and the child runs before the Rust runtime's own set-up of `main`
+//!   (it ignores SIGPIPE itself, as that set-up would; the main thread has no name,
+//!   and a stack overflow is a plain SIGSEGV).
+//! - The target must live in the same executable, and mpcore must be linked
+//!   statically (the default rlib), so that the anchor and the trampoline move
+//!   together under ASLR. The child checks that it runs its parent's executable file
+//!   before it calls anything.
 //!
 //! # Exit codes
 //!
@@ -41,16 +89,22 @@
 #![warn(missing_docs)]
 
 pub mod connection;
+pub mod context;
 pub mod error;
+pub(crate) mod forkserver;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
 pub mod queues;
 pub mod reduction;
+pub(crate) mod spawn;
 pub mod sys;
 pub mod util;
 
 pub use connection::{Connection, pipe, pipe_simplex};
+pub use context::{
+    Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
+};
 pub use error::{Error, Result};
 pub use obj::Obj;
 pub use process::{
@@ -62,9 +116,13 @@ pub use queues::{JoinableQueue, Queue, SimpleQueue};
 ///
 /// In the main process it registers the at-exit work and returns at once. It is the
 /// Rust counterpart of Python's `if __name__ == "__main__":` guard: a child started by
-/// re-executing the program (the spawn start method) runs its target inside `init()`
-/// and never returns into the rest of `main`.
+/// re-executing the program (spawn and forkserver) never returns into the rest of
+/// `main`. On Linux such a child is run by mpcore's ELF constructor before `main`
+/// even starts (see [the crate docs](crate#how-a-re-executed-child-avoids-running-main));
+/// where no constructor runs, `init()` recognises the child and runs it instead.
+/// `init()` does not fix the start method.
 pub fn init() {
+    spawn::init_guard();
     util::register_exit_function();
 }
 

@@ -14,14 +14,21 @@
 //! The bookkeeping mirrors CPython's: a per-process counter names children
 //! (`Process-1`, `Process-1:1`, ...), a registry of started children lets
 //! [`active_children`] reap finished ones, and the at-exit handler of
-//! [`util`](crate::util) terminates daemonic children and joins the others.
+//! [`util`] terminates daemonic children and joins the others.
+//!
+//! How the child is made depends on the [start method](crate::context): `start()`
+//! hands the child's description to `popen::fork`, `popen::spawn` or
+//! `popen::forkserver`. Under spawn and forkserver the target travels as data (see
+//! [the crate docs](crate#start-methods)), so only [`Process::new`] and [`Process::from_run`] work
+//! there.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once, TryLockError};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -29,8 +36,12 @@ use nix::unistd::{Pid, getpid};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::context::{self, StartMethod};
 use crate::error::{Error, Result};
 use crate::popen::{self, Popen};
+use crate::reduction;
+use crate::spawn;
+use crate::sys::spawn::Entry;
 use crate::util::{self, lock};
 
 /// A function that can be the target of a [`Process`]: a plain `fn` (or a closure
@@ -50,6 +61,15 @@ pub trait Target<A>: Send + Sync + Copy + 'static {
     /// Calls the function with the arguments unpacked from the tuple.
     #[doc(hidden)]
     fn call(self, args: A);
+
+    /// Encodes the arguments for a child started by spawn or forkserver, collecting
+    /// the descriptors of the handles among them.
+    #[doc(hidden)]
+    fn encode_args(args: &A) -> Result<(Vec<u8>, Vec<OwnedFd>)>;
+
+    /// Decodes, in such a child, what [`encode_args`](Target::encode_args) made.
+    #[doc(hidden)]
+    fn decode_args(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<A>;
 }
 
 macro_rules! impl_target {
@@ -62,6 +82,14 @@ macro_rules! impl_target {
             #[allow(non_snake_case)]
             fn call(self, ($($arg,)*): ($($arg,)*)) {
                 let _ = self($($arg),*);
+            }
+
+            fn encode_args(args: &($($arg,)*)) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+                reduction::encode_for_child(args)
+            }
+
+            fn decode_args(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<($($arg,)*)> {
+                reduction::decode_in_child(bytes, fds)
             }
         }
     };
@@ -101,7 +129,78 @@ pub trait Run: Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// What a child runs, boxed so that every way of giving a target looks the same.
-pub(crate) type Payload = Box<dyn FnOnce() + Send + 'static>;
+pub(crate) type Payload = Box<dyn Job>;
+
+/// A child's work, as each start method needs it.
+pub(crate) trait Job: Send + 'static {
+    /// Runs it here (in a forked child).
+    fn run(self: Box<Self>);
+    /// Describes it as data for a child that does not share our memory (spawn and
+    /// forkserver): the entry point to call there and the encoded arguments.
+    fn prepare(&self, method: StartMethod) -> Result<Prepared>;
+}
+
+/// A [`Job`] as data: what a spawned or forkserver child calls, with what.
+pub(crate) struct Prepared {
+    pub(crate) entry: Entry,
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+/// `Process::new`: a target and its arguments.
+struct TargetJob<F, A> {
+    target: F,
+    args: A,
+}
+
+impl<F: Target<A>, A: Send + 'static> Job for TargetJob<F, A> {
+    fn run(self: Box<Self>) {
+        self.target.call(self.args)
+    }
+
+    fn prepare(&self, method: StartMethod) -> Result<Prepared> {
+        if size_of::<F>() != 0 {
+            return Err(spawn::closure_error(method));
+        }
+        let (args, fds) = F::encode_args(&self.args)?;
+        Ok(Prepared {
+            entry: spawn::target_entry::<F, A>,
+            args,
+            fds,
+        })
+    }
+}
+
+/// `Process::from_run`: a value that runs itself.
+struct RunJob<R>(R);
+
+impl<R: Run> Job for RunJob<R> {
+    fn run(mut self: Box<Self>) {
+        self.0.run()
+    }
+
+    fn prepare(&self, _method: StartMethod) -> Result<Prepared> {
+        let (args, fds) = reduction::encode_for_child(&self.0)?;
+        Ok(Prepared {
+            entry: spawn::run_entry::<R>,
+            args,
+            fds,
+        })
+    }
+}
+
+/// `Process::from_closure`: fork only.
+struct ClosureJob<F>(F);
+
+impl<F: FnOnce() + Send + 'static> Job for ClosureJob<F> {
+    fn run(self: Box<Self>) {
+        (self.0)()
+    }
+
+    fn prepare(&self, method: StartMethod) -> Result<Prepared> {
+        Err(spawn::closure_error(method))
+    }
+}
 
 /// Public facts about a process: what [`current_process`], [`parent_process`] and
 /// [`active_children`] return.
@@ -124,6 +223,8 @@ struct Current {
     /// How many `Process` objects this process has created; names the next one.
     counter: u32,
     parent: Option<ProcessInfo>,
+    /// The thread that runs a child's target: its panics get Python's report.
+    target_thread: Option<ThreadId>,
 }
 
 static CURRENT: Mutex<Current> = Mutex::new(Current {
@@ -132,6 +233,7 @@ static CURRENT: Mutex<Current> = Mutex::new(Current {
     daemon: false,
     counter: 0,
     parent: None,
+    target_thread: None,
 });
 
 /// A started child in the registry (CPython's `process._children`).
@@ -150,6 +252,7 @@ pub(crate) struct ChildSetup {
     pub(crate) identity: Vec<u32>,
     pub(crate) daemon: bool,
     pub(crate) parent: ProcessInfo,
+    pub(crate) start_method: StartMethod,
 }
 
 /// A process to run in a child: Python's `multiprocessing.Process`.
@@ -170,6 +273,8 @@ pub struct Process {
     identity: Vec<u32>,
     daemon: bool,
     payload: Option<Payload>,
+    /// The start method of the context that made it; `None`: the program-wide one.
+    method: Option<StartMethod>,
     popen: Option<Arc<dyn Popen>>,
     /// The pid of the process that created this handle: only it may start the child.
     creator: Pid,
@@ -181,20 +286,26 @@ impl Process {
     /// `Process(target=target, args=args)`.
     ///
     /// The name (`Process-N`) is given now, not at `start()`, as in Python.
+    ///
+    /// Under every start method when `target` is a plain `fn` (or a closure that
+    /// captures nothing); a closure that captures state can only be started by fork,
+    /// and `start()` under spawn or forkserver returns an error saying so.
     pub fn new<F: Target<A>, A: Send + 'static>(target: F, args: A) -> Process {
-        Process::with_payload(Box::new(move || target.call(args)))
+        Process::with_payload(Box::new(TargetJob { target, args }))
     }
 
     /// A process that runs any closure. Only the fork start method can carry a
-    /// closure's captured state into a child.
+    /// closure's captured state into a child: under spawn or forkserver, `start()`
+    /// returns an error.
     pub fn from_closure<F: FnOnce() + Send + 'static>(f: F) -> Process {
-        Process::with_payload(Box::new(f))
+        Process::with_payload(Box::new(ClosureJob(f)))
     }
 
     /// A process that calls `obj.run()` in the child: the Rust form of subclassing
-    /// `Process` and overriding `run()`.
-    pub fn from_run<R: Run>(mut obj: R) -> Process {
-        Process::with_payload(Box::new(move || obj.run()))
+    /// `Process` and overriding `run()`. Under spawn and forkserver, `obj` travels
+    /// encoded with serde, so fields marked `#[serde(skip)]` arrive as their default.
+    pub fn from_run<R: Run>(obj: R) -> Process {
+        Process::with_payload(Box::new(RunJob(obj)))
     }
 
     fn with_payload(payload: Payload) -> Process {
@@ -211,10 +322,19 @@ impl Process {
             identity,
             daemon,
             payload: Some(payload),
+            method: None,
             popen: None,
             creator: getpid(),
             closed: false,
         }
+    }
+
+    /// Binds the process to a context's start method and gives it the default name of
+    /// that context's process class (`SpawnProcess-N`, ...).
+    pub(crate) fn bind_to_context(mut self, method: StartMethod, prefix: &str) -> Process {
+        self.method = Some(method);
+        self.name = format!("{prefix}-{}", join_identity(&self.identity));
+        self
     }
 
     /// Sets the name (builder form of [`set_name`](Process::set_name)).
@@ -257,10 +377,15 @@ impl Process {
         Ok(())
     }
 
-    /// Starts the child. Errors if it was started before ("cannot start a process
-    /// twice"), if this process is itself daemonic ("daemonic processes are not
-    /// allowed to have children"), or if the handle was closed.
+    /// Starts the child with the process's start method: its context's, or else the
+    /// program-wide one (which this fixes, see [`context`] for the rules).
+    ///
+    /// Errors if it was started before ("cannot start a process twice"), if this
+    /// process is itself daemonic ("daemonic processes are not allowed to have
+    /// children"), if the handle was closed, or if the target is a closure and the
+    /// start method is not fork.
     pub fn start(&mut self) -> Result<()> {
+        spawn::keep_linked();
         self.check_closed()?;
         if self.popen.is_some() || self.payload.is_none() {
             return Err(Error::invalid("cannot start a process twice"));
@@ -277,14 +402,32 @@ impl Process {
         }
         util::register_exit_function();
         cleanup();
+        let start_method = self.method.unwrap_or_else(context::method_for_start);
         let setup = ChildSetup {
             name: self.name.clone(),
             identity: self.identity.clone(),
             daemon: self.daemon,
             parent: current_process(),
+            start_method,
         };
-        let payload = self.payload.take().expect("checked above");
-        let popen: Arc<dyn Popen> = Arc::new(popen::fork::launch(setup, payload)?);
+        let popen: Arc<dyn Popen> = match start_method {
+            StartMethod::Fork => {
+                let payload = self.payload.take().expect("checked above");
+                Arc::new(popen::fork::launch(setup, payload)?)
+            }
+            StartMethod::Spawn => {
+                let prepared = self.payload.as_ref().expect("checked above");
+                let prepared = prepared.prepare(start_method)?;
+                self.payload = None;
+                Arc::new(popen::spawn::launch(setup, prepared)?)
+            }
+            StartMethod::Forkserver => {
+                let prepared = self.payload.as_ref().expect("checked above");
+                let prepared = prepared.prepare(start_method)?;
+                self.payload = None;
+                Arc::new(popen::forkserver::launch(setup, prepared)?)
+            }
+        };
         lock(&CHILDREN).push(Child {
             name: self.name.clone(),
             daemon: self.daemon,
@@ -380,8 +523,10 @@ impl Process {
         Ok(())
     }
 
-    /// A descriptor (a pidfd) that polls readable once the child has ended: Python's
+    /// A descriptor that polls readable once the child has ended: Python's
     /// `sentinel`, for use with [`connection::wait`](crate::sys::poll) style waits.
+    /// A pidfd under fork and spawn; under forkserver, the connection on which the
+    /// server reports the exit code.
     pub fn sentinel(&self) -> Result<RawFd> {
         Ok(self.started_popen("process not started")?.sentinel())
     }
@@ -495,6 +640,8 @@ pub(crate) fn finish_children() {
         popen.wait(None);
         forget_child(popen);
     }
+    // The fork server outlives no one: stop it once every child has ended.
+    crate::forkserver::stop();
 }
 
 /// Whether this process is a child started by mpcore.
@@ -505,8 +652,12 @@ pub(crate) fn is_child() -> bool {
 /// The locks a fork must hold, taken in a fixed order before forking so that no
 /// other thread holds one of them at the moment of the fork.
 pub(crate) struct ForkLocks {
+    /// The forking thread, which goes on to run the target in the child.
+    thread: ThreadId,
     current: MutexGuard<'static, Current>,
     children: MutexGuard<'static, Vec<Child>>,
+    method: MutexGuard<'static, Option<StartMethod>>,
+    forkserver: crate::forkserver::ForkGuard,
     _stderr: io::StderrLock<'static>,
     _stdout: io::StdoutLock<'static>,
 }
@@ -519,8 +670,11 @@ pub(crate) fn before_fork() -> ForkLocks {
     let _ = stdout.flush();
     let _ = stderr.flush();
     ForkLocks {
+        thread: std::thread::current().id(),
         current: lock(&CURRENT),
         children: lock(&CHILDREN),
+        method: context::lock_for_fork(),
+        forkserver: crate::forkserver::lock_for_fork(),
         _stderr: stderr,
         _stdout: stdout,
     }
@@ -529,37 +683,103 @@ pub(crate) fn before_fork() -> ForkLocks {
 /// The child side of a fork: becomes the process `setup` describes, runs `payload`
 /// and exits (CPython's `BaseProcess._bootstrap`). Never returns.
 pub(crate) fn child_main(mut held: ForkLocks, setup: ChildSetup, payload: Payload) -> ! {
-    // The parent's children are not ours: forget them (closing their pidfds).
+    // The parent's children are not ours: forget them (closing their pidfds), and
+    // its fork server is not ours either (we start our own if we need one).
     held.children.clear();
+    held.forkserver.forget();
+    context::fix_in_child(&mut held.method, setup.start_method);
+    util::log_pid(&setup.name);
     *held.current = Current {
         name: Cow::Owned(setup.name),
         identity: setup.identity,
         daemon: setup.daemon,
         counter: 0,
         parent: Some(setup.parent),
+        target_thread: Some(held.thread),
     };
     drop(held);
-    run_child(payload)
+    run_child(move || payload.run())
+}
+
+/// Becomes the process `setup` describes in a child that did not fork from its
+/// parent (spawn, or forked by the fork server): a fresh program image.
+pub(crate) fn become_child(setup: ChildSetup) {
+    context::fix_in_new_child(setup.start_method);
+    util::log_pid(&setup.name);
+    install_panic_report();
+    *lock(&CURRENT) = Current {
+        name: Cow::Owned(setup.name),
+        identity: setup.identity,
+        daemon: setup.daemon,
+        counter: 0,
+        parent: Some(setup.parent),
+        target_thread: Some(std::thread::current().id()),
+    };
 }
 
 /// Runs a child's target and ends the process with Python's exit code: 0 after a
 /// normal return, 1 after a panic (reported as `Process NAME:` and the message).
-pub(crate) fn run_child(payload: Payload) -> ! {
-    let name = current_process().name;
-    util::log_pid(&name);
-    let target_thread = std::thread::current().id();
-    let previous_hook = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if std::thread::current().id() == target_thread {
-            eprintln!("Process {name}:");
-        }
-        previous_hook(info);
-    }));
-    let code = match panic::catch_unwind(AssertUnwindSafe(payload)) {
+///
+/// The child's setup (`child_main`, `become_child`) has already recorded who it is,
+/// so this path allocates nothing before the target runs: every page a forked child
+/// writes is a copy-on-write fault, the main cost of a fork start.
+pub(crate) fn run_child(target: impl FnOnce()) -> ! {
+    let code = match panic::catch_unwind(AssertUnwindSafe(target)) {
         Ok(()) => 0,
         Err(_) => 1,
     };
     exit_child(code)
+}
+
+/// Installs, once per process, the panic hook that gives a child's target Python's
+/// report; panics elsewhere go to the hook that was there before. Installed in the
+/// parent (by `init()` or the first `start()`), so forked children inherit it.
+pub(crate) fn install_panic_report() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // `try_lock`: a panic while this thread holds CURRENT must not deadlock.
+            let target = match CURRENT.try_lock() {
+                Ok(current) => current_target(&current),
+                Err(TryLockError::Poisoned(poisoned)) => current_target(&poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            };
+            match target {
+                Some(name) => report_panic(&name, info),
+                None => previous_hook(info),
+            }
+        }));
+    });
+}
+
+/// The process name, if the calling thread runs a child's target.
+fn current_target(current: &Current) -> Option<String> {
+    (current.target_thread == Some(std::thread::current().id())).then(|| current.name.to_string())
+}
+
+/// Writes Python's report of an uncaught exception in a child: `Process NAME:` then
+/// the panic's location and message (and a backtrace if `RUST_BACKTRACE` asks).
+///
+/// It writes to the stderr descriptor directly, not through `eprintln!`, whose output
+/// a test harness may capture and a forked child would never print.
+fn report_panic(name: &str, info: &panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
+    let location = info
+        .location()
+        .map(|l| format!(" at {l}"))
+        .unwrap_or_default();
+    let mut report = format!("Process {name}:\npanicked{location}:\n{message}\n");
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        report.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+    }
+    let _ = io::stderr().lock().write_all(report.as_bytes());
 }
 
 /// Ends a child: waits for its own children, flushes, and leaves with `_exit`, so

@@ -44,21 +44,22 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
-/// The largest encoded value mpcore decodes, in bytes (1 TiB): a guard against
-/// length prefixes that claim absurd sizes, on top of never trusting a length beyond
-/// the input actually present.
+/// The largest encoded value mpcore decodes, in bytes (1 TiB).
 pub const MAX_DECODE_LEN: usize = 1 << 40;
 
-fn config() -> impl bincode::config::Config {
+/// The codec's settings. `LIMIT` caps the bytes that length prefixes may claim while
+/// decoding (bincode allocates a string's claimed length before reading it).
+fn config<const LIMIT: usize>() -> impl bincode::config::Config {
     bincode::config::standard()
         .with_little_endian()
         .with_variable_int_encoding()
-        .with_limit::<MAX_DECODE_LEN>()
+        .with_limit::<LIMIT>()
 }
 
 /// Encodes `value` into bytes.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::Codec(e.to_string()))
+    bincode::serde::encode_to_vec(value, config::<MAX_DECODE_LEN>())
+        .map_err(|e| Error::Codec(e.to_string()))
 }
 
 /// Encodes `value` by appending to `buf` (saves a copy when a frame header is
@@ -71,15 +72,35 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Resul
             Ok(())
         }
     }
-    bincode::serde::encode_into_writer(value, VecWriter(buf), config())
+    bincode::serde::encode_into_writer(value, VecWriter(buf), config::<MAX_DECODE_LEN>())
+        .map_err(|e| Error::Codec(e.to_string()))
+}
+
+fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<(T, usize)> {
+    bincode::serde::decode_from_slice::<T, _>(bytes, config::<LIMIT>())
         .map_err(|e| Error::Codec(e.to_string()))
 }
 
 /// Decodes a `T` from exactly `bytes`: trailing bytes are an error too, since they
 /// mean the two sides disagree on the type.
+///
+/// bincode counts every value's in-memory size against a claim limit before it
+/// allocates (a one-byte varint `u128` claims 16 bytes), so a valid value claims at
+/// most 16 bytes per input byte. The limit is that bound rounded up to a size class
+/// (so at most 64 times the input): a forged length prefix fails instead of
+/// allocating.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|e| Error::Codec(e.to_string()))?;
+    let claim = bytes.len().saturating_mul(16);
+    macro_rules! by_size_class {
+        ($($bits:literal),*) => {
+            $(if claim <= 1 << $bits {
+                decode_limited::<T, { 1 << $bits }>(bytes)
+            } else)* {
+                Err(Error::Codec(format!("a message of {} bytes is too large to decode", bytes.len())))
+            }
+        };
+    }
+    let (value, used) = by_size_class!(12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40)?;
     if used != bytes.len() {
         return Err(Error::Codec(format!(
             "{} unexpected bytes after the value",
@@ -226,6 +247,23 @@ mod tests {
             Err(Error::Codec(_))
         ));
         assert!(matches!(decode::<String>(&bytes), Err(Error::Codec(_))));
+        // 32 GiB: inside the absolute limit, so only the input-sized limit stops it
+        // (without it, this test would abort on the allocation).
+        let mut bytes = vec![0xfd];
+        bytes.extend_from_slice(&(1u64 << 35).to_le_bytes());
+        assert!(matches!(decode::<Vec<u8>>(&bytes), Err(Error::Codec(_))));
+        assert!(matches!(decode::<String>(&bytes), Err(Error::Codec(_))));
+        assert!(matches!(
+            decode::<(u8, String)>(&[1, 0xfd, 0, 0, 0, 0, 8, 0, 0, 0]),
+            Err(Error::Codec(_))
+        ));
+    }
+
+    #[test]
+    fn large_valid_values_still_decode() {
+        let big = "x".repeat(100_000);
+        let bytes = encode(&big).unwrap();
+        assert_eq!(decode::<String>(&bytes).unwrap(), big);
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub(crate) fn register_exit_function() {
         // If libc has no room left, children are still joined by `exit()` and by
         // children themselves; nothing better can be done.
         let _ = crate::sys::process::atexit(exit_function);
+        // Done once here, in the parent, so that forked children inherit them.
+        let _ = pid_log_path();
+        process::install_panic_report();
     });
 }
 
@@ -69,7 +72,7 @@ pub const PID_LOG_ENV: &str = "MPCORE_PID_LOG";
 
 /// Appends `PID NAME` to the file named by [`PID_LOG_ENV`], if it is set.
 pub(crate) fn log_pid(name: &str) {
-    if let Some(path) = std::env::var_os(PID_LOG_ENV) {
+    if let Some(path) = pid_log_path() {
         let line = format!("{} {name}\n", std::process::id());
         // One `write` on an O_APPEND file: lines from concurrent children never mix.
         if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -80,4 +83,11 @@ pub(crate) fn log_pid(name: &str) {
             let _ = file.write_all(line.as_bytes());
         }
     }
+}
+
+/// The value of [`PID_LOG_ENV`], read once per program.
+fn pid_log_path() -> Option<&'static std::path::Path> {
+    static PATH: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| std::env::var_os(PID_LOG_ENV).map(Into::into))
+        .as_deref()
 }

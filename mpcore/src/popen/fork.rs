@@ -96,7 +96,7 @@ impl Popen for ForkPopen {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
-        if let Some(code) = self.poll() {
+        if let Some(code) = *lock(&self.returncode) {
             return Some(code);
         }
         // The pidfd turns readable when the child exits; only then reap it, so that

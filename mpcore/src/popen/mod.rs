@@ -6,6 +6,8 @@
 //! dropped handle never leaves a zombie behind.
 
 pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod spawn;
 
 use std::fmt;
 use std::os::fd::RawFd;

@@ -15,5 +15,7 @@ pub mod futex;
 pub mod pipe;
 pub mod poll;
 pub mod process;
+pub(crate) mod scm;
 pub mod shm;
 pub mod socket;
+pub(crate) mod spawn;

@@ -1,0 +1,639 @@
+//! The process core: lifecycle, exit codes, names, daemons, misuse errors, reaping,
+//! under every start method.
+//!
+//! Each test in `per_method!` is a function of the start method; the macro makes a
+//! `fork::NAME`, `spawn::NAME` and `forkserver::NAME` test of it, which starts its
+//! children through `get_context(method)`. Tests that need a closure are fork-only.
+//!
+//! Children report back over plain OS pipes whose write end travels as an argument
+//! ([`Writer`], a handle passed with the reduction mechanism), so these tests depend
+//! on nothing but `Process`. Behaviours that only show when a *main* function ends
+//! (at-exit joins, buffered output at fork) run in a fresh copy of this test binary:
+//! see `scenario`.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use mpcore::{Error, Process, StartMethod, Target, get_context};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The write end of a pipe, passable to a child of any start method.
+struct Writer(OwnedFd);
+
+impl Serialize for Writer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        mpcore::reduction::serialize_fd("Writer", self.0.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Writer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Writer(mpcore::reduction::deserialize_fd(d)?))
+    }
+}
+
+impl Writer {
+    fn say(&self, line: &str) {
+        let mut f = File::from(self.0.try_clone().unwrap());
+        f.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+
+    fn clone(&self) -> Writer {
+        Writer(self.0.try_clone().unwrap())
+    }
+}
+
+/// A one-way OS pipe: children write lines, the parent reads everything.
+struct Pipe {
+    reader: File,
+    writer: Writer,
+}
+
+impl Pipe {
+    fn new() -> Pipe {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        Pipe {
+            reader: File::from(r),
+            writer: Writer(w),
+        }
+    }
+
+    /// Reads everything the children wrote, once every writer is closed.
+    fn read_all(mut self) -> String {
+        drop(self.writer);
+        let mut out = String::new();
+        self.reader.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+fn noop() {}
+
+fn sleep_secs(secs: u64) {
+    std::thread::sleep(Duration::from_secs(secs));
+}
+
+fn boom() {
+    panic!("boom at 3");
+}
+
+fn exit_with(code: i32) {
+    mpcore::exit(code);
+}
+
+/// A process of `method` that calls `target(args)`.
+fn child<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
+    get_context(method).process(target, args)
+}
+
+fn run(mut p: Process) -> Process {
+    p.start().unwrap();
+    p.join().unwrap();
+    p
+}
+
+fn is_reaped(pid: i32) -> bool {
+    matches!(
+        waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+        Err(Errno::ECHILD)
+    )
+}
+
+/// The number at the end of a default name (`SpawnProcess-7` gives 7).
+fn number(name: &str) -> u32 {
+    name.rsplit('-').next().unwrap().parse().unwrap()
+}
+
+/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
+/// `fn NAME(method: StartMethod)`.
+macro_rules! per_method {
+    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
+        $(fn $name($m: StartMethod) $body)*
+
+        mod fork {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
+        }
+        mod spawn {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
+        }
+        mod forkserver {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
+        }
+    };
+}
+
+fn panic_into(path: String) {
+    let file = File::create(&path).unwrap();
+    nix::unistd::dup2_stderr(&file).unwrap();
+    boom();
+}
+
+fn report_family(w: Writer) {
+    let me = mpcore::current_process();
+    let parent = mpcore::parent_process().unwrap();
+    w.say(&format!(
+        "child {} parent {} {}",
+        me.name, parent.name, parent.pid
+    ));
+    let mut grandchild = Process::new(report_grandchild, (w.clone(),));
+    grandchild.start().unwrap();
+    grandchild.join().unwrap();
+    let mut second = Process::new(noop, ());
+    w.say(&format!("second {}", second.name()));
+    second.start().unwrap();
+    second.join().unwrap();
+}
+
+fn report_grandchild(w: Writer) {
+    let me = mpcore::current_process();
+    let parent = mpcore::parent_process().unwrap();
+    w.say(&format!("grandchild {} parent {}", me.name, parent.name));
+}
+
+fn daemon_tries_a_child(w: Writer) {
+    w.say(&format!("daemon {}", mpcore::current_process().daemon));
+    let mut child = Process::new(noop, ());
+    w.say(&format!("default {}", child.daemon()));
+    match child.start() {
+        Err(err) => w.say(&format!("error {err}")),
+        Ok(()) => w.say("started"),
+    }
+}
+
+fn late_say(w: Writer, word: String, millis: u64) {
+    std::thread::sleep(Duration::from_millis(millis));
+    w.say(&word);
+}
+
+fn leave_children_behind(w: Writer) {
+    let mut daemon = Process::new(late_say, (w.clone(), "daemon finished".to_string(), 60_000))
+        .with_daemon(true);
+    daemon.start().unwrap();
+    w.say(&format!("daemon pid {}", daemon.pid().unwrap()));
+    let mut worker = Process::new(late_say, (w.clone(), "worker finished".to_string(), 300));
+    worker.start().unwrap();
+    // Both handles are dropped here, unjoined.
+}
+
+fn six(a: u8, b: String, c: Vec<i32>, d: (bool, char), e: Option<f64>, f: i64) {
+    let ok = a == 1 && b == "two" && c == [3] && d == (true, '4') && e == Some(5.5) && f == -6;
+    mpcore::exit(if ok { 42 } else { 1 });
+}
+
+fn say_bye(w: Writer) {
+    w.say("bye");
+}
+
+#[derive(Serialize, Deserialize)]
+struct Reporter {
+    word: String,
+    out: Writer,
+}
+
+impl mpcore::Run for Reporter {
+    fn run(&mut self) {
+        self.out.say(&format!(
+            "{} from {}",
+            self.word,
+            mpcore::current_process().name
+        ));
+    }
+}
+
+per_method! {
+    fn a_normal_return_exits_0_and_the_child_is_reaped(method: StartMethod) {
+        let p = run(child(method, noop, ()));
+        assert_eq!(p.exitcode(), Some(0));
+        assert!(!p.is_alive());
+        let pid = p.pid().expect("pid stays known after join");
+        assert_ne!(pid, std::process::id() as i32);
+        if method != StartMethod::Forkserver {
+            assert!(is_reaped(pid), "join must reap: no zombie");
+        }
+    }
+
+    fn a_panic_exits_1_and_reports_process_name_then_message(method: StartMethod) {
+        let log = tempfile_path(&format!("panic-{method}"));
+        let p = child(method, panic_into, (log.to_str().unwrap().to_string(),));
+        let name = p.name().to_string();
+        let p = run(p);
+        assert_eq!(p.exitcode(), Some(1));
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_file(&log).unwrap();
+        let header = stderr.find(&format!("Process {name}:\n")).expect(&stderr);
+        let message = stderr.find("boom at 3").expect(&stderr);
+        assert!(header < message, "{stderr}");
+    }
+
+    fn exit_codes_are_the_kernel_status_byte(method: StartMethod) {
+        for (code, expected) in [(0, 0), (7, 7), (255, 255), (256, 0), (-1, 255), (263, 7)] {
+            let p = run(child(method, exit_with, (code,)));
+            assert_eq!(p.exitcode(), Some(expected), "exit({code})");
+        }
+    }
+
+    fn terminate_gives_minus_sigterm_and_kill_minus_sigkill(method: StartMethod) {
+        let mut p = child(method, sleep_secs, (60,));
+        p.start().unwrap();
+        assert!(p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        p.terminate().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(-15));
+        assert!(!p.is_alive());
+
+        let mut p = child(method, sleep_secs, (60,));
+        p.start().unwrap();
+        p.kill().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(-9));
+    }
+
+    fn a_signal_from_outside_gives_minus_that_signal(method: StartMethod) {
+        let mut p = child(method, sleep_secs, (60,));
+        p.start().unwrap();
+        kill(Pid::from_raw(p.pid().unwrap()), Signal::SIGUSR1).unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(-(Signal::SIGUSR1 as i32)));
+    }
+
+    fn signalling_a_finished_child_is_harmless(method: StartMethod) {
+        let mut p = run(child(method, noop, ()));
+        p.terminate().unwrap();
+        p.kill().unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    }
+
+    fn join_timeout_returns_while_the_child_runs(method: StartMethod) {
+        let mut p = child(method, sleep_secs, (60,));
+        p.start().unwrap();
+        let started = Instant::now();
+        p.join_timeout(Duration::from_millis(200)).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        p.join_timeout(Duration::ZERO).unwrap();
+        assert!(p.is_alive());
+        p.kill().unwrap();
+        p.join_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(p.exitcode(), Some(-9));
+    }
+
+    fn the_sentinel_turns_readable_when_the_child_ends(method: StartMethod) {
+        let mut p = child(method, sleep_secs, (60,));
+        assert!(matches!(p.sentinel(), Err(Error::InvalidState(m)) if m.contains("not started")));
+        p.start().unwrap();
+        let fd = p.sentinel().unwrap();
+        let ready = mpcore::sys::poll::wait_readable(&[fd], Some(Duration::ZERO)).unwrap();
+        assert_eq!(ready, vec![false]);
+        p.kill().unwrap();
+        let ready = mpcore::sys::poll::wait_readable(&[fd], Some(Duration::from_secs(60))).unwrap();
+        assert_eq!(ready, vec![true]);
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(-9));
+    }
+
+    fn names_count_up_and_a_childs_child_gets_a_colon_name(method: StartMethod) {
+        let a = child(method, noop, ());
+        let b = child(method, noop, ());
+        assert_eq!(number(b.name()), number(a.name()) + 1);
+
+        let pipe = Pipe::new();
+        let p = child(method, report_family, (pipe.writer.clone(),));
+        let name = p.name().to_string();
+        let n = number(&name);
+        let p = run(p);
+        assert_eq!(p.exitcode(), Some(0));
+        let out = pipe.read_all();
+        let me = std::process::id();
+        assert!(
+            out.contains(&format!("child {name} parent MainProcess {me}\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("grandchild Process-{n}:1 parent {name}\n")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("second Process-{n}:2\n")), "{out}");
+    }
+
+    fn a_daemon_cannot_start_children_and_its_children_default_to_daemon(method: StartMethod) {
+        let pipe = Pipe::new();
+        let p = child(method, daemon_tries_a_child, (pipe.writer.clone(),)).with_daemon(true);
+        assert!(p.daemon());
+        let p = run(p);
+        assert_eq!(p.exitcode(), Some(0));
+        let out = pipe.read_all();
+        assert!(out.contains("daemon true\n"), "{out}");
+        assert!(out.contains("default true\n"), "{out}");
+        assert!(
+            out.contains("error daemonic processes are not allowed to have children\n"),
+            "{out}"
+        );
+    }
+
+    fn misuse_returns_pythons_errors(method: StartMethod) {
+        fn message(result: mpcore::Result<()>) -> String {
+            match result {
+                Err(Error::InvalidState(msg)) => msg,
+                other => panic!("expected InvalidState, got {other:?}"),
+            }
+        }
+        let mut p = child(method, sleep_secs, (60,));
+        assert!(message(p.join()).contains("can only join a started process"));
+        p.set_daemon(true).unwrap();
+        p.set_daemon(false).unwrap();
+        p.start().unwrap();
+        assert!(message(p.start()).contains("cannot start a process twice"));
+        assert!(message(p.set_daemon(true)).contains("process has already started"));
+        assert!(message(p.close()).contains("still running"));
+        p.kill().unwrap();
+        p.join().unwrap();
+        p.close().unwrap();
+        p.close().unwrap(); // a second close is fine
+        for result in [
+            p.start(),
+            p.join(),
+            p.terminate(),
+            p.kill(),
+            p.join_timeout(Duration::ZERO),
+        ] {
+            assert_eq!(message(result), "process object is closed");
+        }
+        assert!(matches!(p.sentinel(), Err(Error::InvalidState(m)) if m == "process object is closed"));
+        assert!(!p.is_alive());
+        assert!(p.name().contains("Process-")); // still readable
+        assert!(format!("{p:?}").ends_with("closed>"));
+    }
+
+    fn active_children_lists_running_ones_and_reaps_finished_ones(method: StartMethod) {
+        let mut running = child(method, sleep_secs, (60,));
+        running.start().unwrap();
+        let mut finished = child(method, exit_with, (3,));
+        finished.start().unwrap();
+        // Wait for the short one to end without reaping it.
+        let fd = finished.sentinel().unwrap();
+        mpcore::sys::poll::wait_readable(&[fd], Some(Duration::from_secs(60))).unwrap();
+
+        let children = mpcore::active_children();
+        let pids: Vec<i32> = children.iter().map(|c| c.pid).collect();
+        assert!(pids.contains(&running.pid().unwrap()));
+        assert!(!pids.contains(&finished.pid().unwrap()));
+        let entry = children
+            .iter()
+            .find(|c| c.pid == running.pid().unwrap())
+            .unwrap();
+        assert_eq!(entry.name, running.name());
+        if method != StartMethod::Forkserver {
+            assert!(is_reaped(finished.pid().unwrap()), "active_children reaps");
+        }
+        // A join after the reap still knows the exit code.
+        finished.join().unwrap();
+        assert_eq!(finished.exitcode(), Some(3));
+
+        running.kill().unwrap();
+        running.join().unwrap();
+        assert!(
+            !mpcore::active_children()
+                .iter()
+                .any(|c| c.pid == running.pid().unwrap())
+        );
+    }
+
+    fn from_run_calls_run_in_a_child(method: StartMethod) {
+        let pipe = Pipe::new();
+        let reporter = Reporter {
+            word: "hello".into(),
+            out: pipe.writer.clone(),
+        };
+        let p = get_context(method).process_from_run(reporter).with_name("reporter");
+        assert_eq!(p.name(), "reporter");
+        let p = run(p);
+        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(pipe.read_all(), "hello from reporter\n");
+    }
+
+    fn targets_take_up_to_six_serde_arguments(method: StartMethod) {
+        let p = run(child(
+            method,
+            six,
+            (
+                1u8,
+                "two".to_string(),
+                vec![3],
+                (true, '4'),
+                Some(5.5),
+                -6i64,
+            ),
+        ));
+        assert_eq!(p.exitcode(), Some(42));
+    }
+
+    fn a_child_ends_by_joining_its_own_children_and_terminating_its_daemons(method: StartMethod) {
+        let pipe = Pipe::new();
+        let started = Instant::now();
+        let p = run(child(method, leave_children_behind, (pipe.writer.clone(),)));
+        assert_eq!(p.exitcode(), Some(0));
+        assert!(
+            started.elapsed() < Duration::from_secs(50),
+            "the daemon was not terminated"
+        );
+        let out = pipe.read_all();
+        assert!(out.contains("worker finished\n"), "{out}");
+        assert!(!out.contains("daemon finished"), "{out}");
+        let daemon_pid: i32 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("daemon pid "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            kill(Pid::from_raw(daemon_pid), None),
+            Err(Errno::ESRCH),
+            "daemon left running"
+        );
+    }
+
+    fn a_passed_pipe_end_closes_in_the_parent_once_started(method: StartMethod) {
+        // The child gets the writer; after start, the parent's copies must be gone
+        // (by the time the handle is dropped), or the reader would never see EOF.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut p = child(method, say_bye, (Writer(w),));
+        p.start().unwrap();
+        drop(p);
+        let mut reader = File::from(r);
+        let mut out = String::new();
+        reader.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "bye\n");
+    }
+
+    fn at_the_end_of_main_daemons_are_terminated_and_others_joined(method: StartMethod) {
+        let started = Instant::now();
+        let out = stdout(&scenario("at_exit", method));
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "the daemon held main's exit up"
+        );
+        let main_end = out.find("main end").expect(&out);
+        let worker_end = out.find("worker end").expect(&out);
+        assert!(main_end < worker_end, "{out}");
+        assert!(!out.contains("daemon end"), "{out}");
+        let daemon_pid: i32 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("daemon pid "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            kill(Pid::from_raw(daemon_pid), None),
+            Err(Errno::ESRCH),
+            "daemon left running"
+        );
+    }
+
+    fn buffered_output_is_flushed_before_start_and_never_printed_twice(method: StartMethod) {
+        let out = stdout(&scenario("flush_before_fork", method));
+        assert_eq!(out.matches("written once;").count(), 1, "{out}");
+        assert!(out.contains("written once; after join"), "{out}");
+    }
+}
+
+#[test]
+fn the_main_process_is_main_process_with_no_parent() {
+    let me = mpcore::current_process();
+    assert_eq!(me.name, "MainProcess");
+    assert_eq!(me.pid, std::process::id() as i32);
+    assert!(!me.daemon);
+    assert_eq!(mpcore::parent_process(), None);
+    assert!(mpcore::cpu_count() >= 1);
+}
+
+// ---------------------------------------------------------------------------
+// Fork only: closures.
+
+#[test]
+fn fork_a_panicking_closure_exits_1_and_reports_process_name_then_message() {
+    let log = tempfile_path("panic-closure");
+    let path = log.clone();
+    let p = get_context(StartMethod::Fork).process_from_closure(move || {
+        let file = File::create(&path).unwrap();
+        nix::unistd::dup2_stderr(&file).unwrap();
+        boom();
+    });
+    let name = p.name().to_string();
+    let p = run(p);
+    assert_eq!(p.exitcode(), Some(1));
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let header = stderr.find(&format!("Process {name}:\n")).expect(&stderr);
+    let message = stderr.find("boom at 3").expect(&stderr);
+    assert!(header < message, "{stderr}");
+}
+
+#[test]
+fn fork_a_closure_carries_its_state_and_its_pipe_closes_in_the_parent() {
+    // The closure owns the writer; after start, the parent's copy must be gone, or
+    // the reader below would never see end of file.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let captured = vec![1, 2, 3];
+    let mut p = get_context(StartMethod::Fork).process_from_closure(move || {
+        Writer(w).say(&format!("bye {captured:?}"));
+    });
+    p.start().unwrap();
+    let mut reader = File::from(r);
+    let mut out = String::new();
+    reader.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "bye [1, 2, 3]\n");
+    p.join().unwrap();
+    let _ = reader.as_raw_fd();
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios: behaviours of a whole program, run in a fresh copy of this binary.
+
+const SCENARIO_ENV: &str = "MPCORE_TEST_SCENARIO";
+
+/// Runs the test `scenarios::NAME` alone in a new copy of this test binary, where
+/// it acts as a program's `main` with `method` as its start method
+/// (`MPCORE_START_METHOD`), and returns what that program printed.
+fn scenario(name: &str, method: StartMethod) -> Output {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            &format!("scenarios::{name}"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(SCENARIO_ENV, name)
+        .env("MPCORE_START_METHOD", method.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scenario {name} failed: {output:?}"
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+mod scenarios {
+    use super::*;
+
+    fn active(name: &str) -> bool {
+        std::env::var(SCENARIO_ENV).is_ok_and(|s| s == name)
+    }
+
+    fn late_print(word: String, millis: u64) {
+        std::thread::sleep(Duration::from_millis(millis));
+        println!("{word}");
+    }
+
+    #[test]
+    fn at_exit() {
+        if !active("at_exit") {
+            return;
+        }
+        mpcore::init();
+        let mut daemon =
+            Process::new(late_print, ("daemon end".to_string(), 30_000)).with_daemon(true);
+        daemon.start().unwrap();
+        println!("daemon pid {}", daemon.pid().unwrap());
+        let mut worker = Process::new(late_print, ("worker end".to_string(), 300));
+        worker.start().unwrap();
+        drop(daemon);
+        drop(worker);
+        println!("main end");
+    }
+
+    #[test]
+    fn flush_before_fork() {
+        if !active("flush_before_fork") {
+            return;
+        }
+        print!("written once;");
+        let mut p = Process::new(noop, ());
+        p.start().unwrap();
+        p.join().unwrap();
+        println!(" after join");
+    }
+}
+
+fn tempfile_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "mpcore-test-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ))
+}
