@@ -768,3 +768,43 @@ fn from_fd_wraps_a_descriptor_and_needs_a_direction() {
     let b = Connection::from_fd(b.into(), true, true).unwrap();
     assert!(b.readable() && b.writable());
 }
+
+fn echo_until_zero(conn: Connection, reader: Connection, writer: Connection) {
+    // A duplex end and a simplex pair, all received as arguments.
+    while let Ok(n) = conn.recv::<u64>() {
+        if n == 0 {
+            break;
+        }
+        conn.send(&(n + 1)).unwrap();
+    }
+    let message = reader.recv_bytes().unwrap();
+    writer.send_bytes(&message).unwrap();
+}
+
+#[test]
+fn connections_pass_to_children_under_every_start_method() {
+    let _serial = serial();
+    for method in mpcore::get_all_start_methods() {
+        let (parent, child) = pipe().unwrap();
+        let (child_reader, parent_writer) = pipe_simplex().unwrap();
+        let (parent_reader, child_writer) = pipe_simplex().unwrap();
+        let mut p = mpcore::get_context(method)
+            .process(echo_until_zero, (child, child_reader, child_writer));
+        p.start().unwrap();
+        for n in 1..20u64 {
+            parent.send(&n).unwrap();
+            assert_eq!(parent.recv::<u64>().unwrap(), n + 1, "{method:?}");
+        }
+        parent.send(&0u64).unwrap();
+        parent_writer.send_bytes(b"through two pipes").unwrap();
+        assert_eq!(parent_reader.recv_bytes().unwrap(), b"through two pipes");
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(0), "{method:?}");
+        // The child's ends are gone with it (the parent's copies were closed by
+        // start), so the parent sees end of file.
+        assert!(
+            matches!(parent_reader.recv_bytes(), Err(Error::Eof)),
+            "{method:?}"
+        );
+    }
+}

@@ -572,3 +572,39 @@ fn simple_queue_carries_items_larger_than_its_memory() {
     assert!(item.iter().all(|&b| b == 5));
     join_ok(&mut p);
 }
+
+fn use_every_queue(q: Queue<String>, jq: JoinableQueue<u32>, sq: SimpleQueue<Vec<u8>>) {
+    let name = mpcore::current_process().name;
+    q.put(format!("hello from {name}")).unwrap();
+    // Larger than the ring: it goes through the feeder, flushed before exit.
+    q.put("x".repeat(1 << 20)).unwrap();
+    let task = jq.get().unwrap();
+    jq.put(task * 10).unwrap();
+    jq.task_done().unwrap();
+    sq.put(vec![1, 2, 3]).unwrap();
+}
+
+#[test]
+fn queues_pass_to_children_under_every_start_method() {
+    for method in mpcore::get_all_start_methods() {
+        let q = Queue::new().unwrap();
+        let jq = JoinableQueue::new().unwrap();
+        let sq = SimpleQueue::new().unwrap();
+        jq.put(4).unwrap();
+        let mut p = mpcore::get_context(method)
+            .process(use_every_queue, (q.clone(), jq.clone(), sq.clone()));
+        p.start().unwrap();
+        let hello = q.get_timeout(LONG).unwrap();
+        // Context processes are named after their method ("ForkProcess-1").
+        assert!(
+            hello.starts_with("hello from ") && hello.contains("Process-"),
+            "{method:?}: {hello}"
+        );
+        assert_eq!(q.get_timeout(LONG).unwrap().len(), 1 << 20, "{method:?}");
+        assert_eq!(jq.get_timeout(LONG).unwrap(), 40);
+        jq.task_done().unwrap();
+        jq.join().unwrap();
+        assert_eq!(sq.get().unwrap(), [1, 2, 3]);
+        join_ok(&mut p);
+    }
+}
