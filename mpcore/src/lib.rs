@@ -88,6 +88,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod connection;
 pub mod context;
 pub mod error;
 pub(crate) mod forkserver;
@@ -95,6 +96,7 @@ pub mod heap;
 pub mod obj;
 pub(crate) mod popen;
 pub mod process;
+pub mod queues;
 pub mod reduction;
 pub mod resource_tracker;
 pub mod shared_memory;
@@ -104,6 +106,7 @@ pub mod synchronize;
 pub mod sys;
 pub mod util;
 
+pub use connection::{Connection, pipe, pipe_simplex};
 pub use context::{
     Context, StartMethod, get_all_start_methods, get_context, get_start_method, set_start_method,
 };
@@ -112,6 +115,7 @@ pub use obj::Obj;
 pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };
+pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use shared_memory::SharedMemory;
 pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
 pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

@@ -786,6 +786,7 @@ fn report_panic(name: &str, info: &panic::PanicHookInfo<'_>) {
 /// that nothing of the parent's `main` or at-exit work runs.
 pub(crate) fn exit_child(code: i32) -> ! {
     finish_children();
+    util::run_exit_hooks();
     util::flush_std_streams();
     crate::sys::process::exit_immediately(code)
 }

@@ -27,7 +27,29 @@ pub(crate) fn flush_std_streams() {
 
 extern "C" fn exit_function() {
     // Runs inside libc's `exit`: a panic here would abort, so catch it.
-    let _ = std::panic::catch_unwind(process::finish_children);
+    let _ = std::panic::catch_unwind(|| {
+        process::finish_children();
+        run_exit_hooks();
+    });
+}
+
+/// Work to do when a process ends, after its children were joined: queues flush
+/// their feeder threads here (CPython: the `Finalize` callbacks with a negative
+/// exit priority that `_exit_function` runs last).
+static EXIT_HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+
+/// Adds `hook` to the work done when this process ends (normally from `main`, by
+/// [`exit`](crate::exit), or when a child's target returns). Register each hook once.
+pub(crate) fn register_exit_hook(hook: fn()) {
+    lock(&EXIT_HOOKS).push(hook);
+}
+
+/// Runs the hooks of [`register_exit_hook`], in registration order.
+pub(crate) fn run_exit_hooks() {
+    let hooks = lock(&EXIT_HOOKS).clone();
+    for hook in hooks {
+        hook();
+    }
 }
 
 /// Makes sure [`exit_function`] runs when this process ends normally. Idempotent.

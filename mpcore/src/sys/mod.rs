@@ -10,11 +10,15 @@
 
 #![allow(unsafe_code)]
 
+pub mod atfork;
 pub mod futex;
 pub mod identity;
+pub mod mapping;
 pub mod memfd;
+pub mod pipe;
 pub mod poll;
 pub mod process;
 pub(crate) mod scm;
 pub(crate) mod shm;
+pub mod socket;
 pub(crate) mod spawn;
