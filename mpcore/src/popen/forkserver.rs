@@ -125,7 +125,8 @@ impl Popen for ForkserverPopen {
     }
 
     fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large to add to the clock means no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(code) = self.poll() {
                 return Some(code);

@@ -12,7 +12,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 /// Returns one flag per descriptor, in order. `None` waits forever. Interrupted
 /// waits (`EINTR`) resume with the time that is left.
 pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too large to add to the clock (`Duration::MAX`) means no timeout.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         // SAFETY: the caller passes descriptors it keeps open for the duration of
         // this call; poll only reads their numbers.
@@ -43,5 +44,28 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
             Err(Errno::EINTR) => continue,
             Err(err) => return Err(err.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_huge_timeout_means_no_timeout_not_a_panic() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        nix::unistd::write(&w, b"x").unwrap();
+        let ready = wait_readable(&[r.as_raw_fd()], Some(Duration::MAX)).unwrap();
+        assert_eq!(ready, vec![true]);
+    }
+
+    #[test]
+    fn a_zero_timeout_returns_at_once() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        assert_eq!(
+            wait_readable(&[r.as_raw_fd()], Some(Duration::ZERO)).unwrap(),
+            vec![false]
+        );
     }
 }

@@ -15,15 +15,19 @@ use nix::unistd::Pid;
 /// and `child` cannot return into code that expects the other threads. Callers take
 /// the locks the child needs (stdout, stderr, mpcore's registries) before calling,
 /// as CPython's at-fork handlers do.
-#[allow(unreachable_code)]
 pub fn fork_into<F: FnOnce() -> std::convert::Infallible>(child: F) -> io::Result<Pid> {
     // SAFETY: see above; `child` ends the process (it returns `Infallible`, which
-    // cannot be constructed), so the child never unwinds or returns into the
-    // caller's frames, and the parent side does nothing unusual.
+    // cannot be constructed), and a panic in it is caught below and ends the child,
+    // so the child never unwinds or returns into the caller's frames. The parent
+    // side does nothing unusual.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Parent { child } => Ok(child),
-        // `child()` has the uninhabited type `Infallible`: it never comes back.
-        nix::unistd::ForkResult::Child => match child() {},
+        nix::unistd::ForkResult::Child => {
+            // `child()` has the uninhabited type `Infallible`: it only comes back by
+            // panicking, which ends the child as an uncaught exception does in Python.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child));
+            exit_immediately(1)
+        }
     }
 }
 
