@@ -3,9 +3,9 @@
 //! mpcore gives a Rust program the tools Python's `multiprocessing` gives a Python
 //! one: processes started by fork, spawn or a fork server; pipes and queues between
 //! them; locks, semaphores and other synchronization that works across processes;
-//! shared values, arrays and shared memory; managers; and pools. The modules mirror
-//! CPython's `Lib/multiprocessing` one for one, so `process.rs` can be read beside
-//! `process.py`.
+//! shared values, arrays and shared memory (managers and pools are still to come).
+//! The modules mirror CPython's `Lib/multiprocessing` one for one, so `process.rs`
+//! can be read beside `process.py`.
 //!
 //! # A first process
 //!
