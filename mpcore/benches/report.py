@@ -8,7 +8,9 @@ ids contain one of the FILTERs, case-insensitive), it runs `cargo bench -p mpcor
 --bench NAME` once per bench target with a criterion filter naming exactly the ids
 those rows need, reads the medians criterion writes
 (`target/criterion/<id>/new/estimates.json`), runs each CPython twin
-(`mpcore/benches/python/*.py`, which print one JSON line), and prints
+(`mpcore/benches/python/*.py`, which print one JSON line per operation, each with
+`name` and `median_ns`; a twin measuring several operations runs once per round),
+and prints
 
     operation | mpcore | CPython | raw | mpcore/raw | CPython/mpcore | target | met
 
@@ -51,8 +53,10 @@ class Row:
 
     `mpcore` and `raw` name criterion benchmarks as "TARGET/ID": TARGET is the bench
     target (mpcore/benches/TARGET.rs), ID criterion's full id (group/function) in it.
-    `python` is the twin: a script in python/ and its arguments. `target` is the text
-    of DESIGN.md; the numeric fields are the same target in a form the report checks
+    `python` is the twin: a script in python/ and its arguments; `python_result` the
+    `name` of the twin's result line for this row (None: its last line). All figures
+    are times per operation (for throughput: per message), so the ratios read the
+    same way on every row. `target` is the text of DESIGN.md; the numeric fields are the same target in a form the report checks
     (times per operation: a throughput of ">= 80% of raw" is `max_vs_raw=1.25`).
     """
 
@@ -60,6 +64,7 @@ class Row:
     mpcore: str
     raw: str | None = None
     python: tuple[str, ...] | None = None
+    python_result: str | None = None
     target: str = ""
     max_vs_raw: float | None = None  # mpcore/raw must be at most this
     min_vs_cpython: float | None = None  # CPython/mpcore must be at least this
@@ -103,6 +108,79 @@ ROWS = [
         python=("process.py", "--method", "forkserver"),
         target="within 2x of fork",
         max_vs_raw=2,
+    ),
+    *[
+        Row(
+            label=f"pipe round trip, {label}, {kind}",
+            mpcore=f"connection/round trip/mpcore {op}/{kind}",
+            raw=f"connection/round trip/raw write+read/{kind}",
+            python=("connection.py",),
+            python_result=f"round trip/CPython {op}/{kind}",
+            target="within 1.3x of raw ping-pong",
+            max_vs_raw=1.3,
+        )
+        for op, label in (("send+recv", "send/recv"),
+                          ("send_bytes+recv_bytes", "send_bytes/recv_bytes"))
+        for kind in ("socketpair", "pipe")
+    ],
+    *[
+        Row(
+            label=f"pipe throughput {size}, {kind} (per msg)",
+            mpcore=f"connection/throughput/mpcore recv_bytes/{kind} {size}",
+            raw=f"connection/throughput/raw read/{kind} {size}",
+            python=("connection.py",),
+            python_result=f"throughput/CPython recv_bytes/{kind} {size}",
+            target=">=80% of raw throughput" if size == "1MiB" else "",
+            max_vs_raw=1.25 if size == "1MiB" else None,
+        )
+        for size in ("64KiB", "1MiB")
+        for kind in ("socketpair", "pipe")
+    ],
+    *[
+        Row(
+            label=f"Queue {n}P1C, small ints (per item)",
+            mpcore=f"queues/queue/Queue {n}P1C",
+            python=("queues.py",),
+            python_result=f"queue/CPython Queue {n}P1C",
+            target=">=10x CPython's Queue",
+            min_vs_cpython=10,
+        )
+        for n in (1, 2)
+    ],
+    Row(
+        label="uncontended Lock acquire+release",
+        mpcore="synchronize/lock_uncontended/mpcore_lock_acquire_release",
+        raw="synchronize/lock_uncontended/raw_futex_mutex",
+        python=("synchronize.py",),
+        python_result="lock_uncontended/cpython_lock_acquire_release",
+        target="within 2x of a raw futex mutex; >=10x CPython",
+        max_vs_raw=2,
+        min_vs_cpython=10,
+    ),
+    Row(
+        label="2 x 100k Value increments under lock",
+        mpcore="sharedctypes/value_2x100k_increments/mpcore_value_lock",
+        raw="sharedctypes/value_2x100k_increments/raw_futex_mutex",
+        python=("sharedctypes.py",),
+        python_result="value_2x100k_increments/cpython_value_lock",
+        target="within 2x of a raw futex mutex",
+        max_vs_raw=2,
+    ),
+    Row(
+        label="child writes Array 1M f64, lock per item",
+        mpcore="sharedctypes/child_writes_1m_f64/mpcore_array_lock_per_item",
+        raw="sharedctypes/child_writes_1m_f64/raw_shared_mapping",
+        python=("sharedctypes.py",),
+        python_result="child_writes_1m_f64/cpython_array_lock_per_item",
+        target="",
+    ),
+    Row(
+        label="child writes RawArray 1M f64",
+        mpcore="sharedctypes/child_writes_1m_f64/mpcore_rawarray",
+        raw="sharedctypes/child_writes_1m_f64/raw_shared_mapping",
+        python=("sharedctypes.py",),
+        python_result="child_writes_1m_f64/cpython_rawarray",
+        target="",
     ),
 ]
 
@@ -244,7 +322,8 @@ def run_criterion(ids_by_target, budget):
 
 
 def run_twin(twin, budget, python):
-    """Runs one CPython twin; returns its JSON result (with `median_ns`) or None."""
+    """Runs one CPython twin; returns its results, {name: JSON object with
+    `median_ns`}, with the last line also under None, or None if it failed."""
     script, *args = twin
     cmd = [python, str(PYTHON_TWINS / script), *args, *budget.twin_args()]
     log("$ " + " ".join(cmd))
@@ -255,9 +334,18 @@ def run_twin(twin, budget, python):
     if status != 0 or not lines:
         log(f"report.py: {script} failed (status {status})")
         return None
-    result = json.loads(lines[-1])
-    log(f"  {human_time(result['median_ns'])} median over {result['iterations']} ops")
-    return result
+    results = {}
+    for line in lines:
+        try:
+            result = json.loads(line)
+            float(result["median_ns"])
+        except (ValueError, TypeError, KeyError):
+            log(f"report.py: {script}: not a result line: {line[:100]}")
+            continue
+        results[result.get("name")] = results[None] = result
+        log(f"  {result.get('name')}: {human_time(result['median_ns'])} median over "
+            f"{result.get('iterations', '?')} ops")
+    return results or None
 
 
 def human_time(ns):
@@ -379,10 +467,10 @@ def main(argv=None):
         for bench_id, median in run_criterion(ids_by_target, budget).items():
             runs.setdefault(bench_id, []).append(median)
         for twin in twins:
-            result = run_twin(twin, budget, args.python)
-            if result:
-                runs.setdefault(twin, []).append(float(result["median_ns"]))
-                python_version = result["python"]
+            results = run_twin(twin, budget, args.python) or {}
+            for name, result in results.items():
+                runs.setdefault((twin, name), []).append(float(result["median_ns"]))
+                python_version = result.get("python", python_version)
     figures = {key: statistics.median(values) for key, values in runs.items()}
 
     header = ["operation", "mpcore", "CPython", "raw", "mpcore/raw", "CPython/mpcore",
@@ -392,7 +480,9 @@ def main(argv=None):
     for row in rows:
         mpcore = figures.get(row.mpcore)
         raw = figures.get(row.raw)
-        cpython = figures.get(row.python)
+        cpython = figures.get((row.python, row.python_result))
+        if row.python and row.python_result and cpython is None and row.python in twins:
+            log(f"report.py: no CPython result {row.python_result!r} from {row.python[0]}")
         met = verdict(row, mpcore, cpython, raw)
         missed |= met.startswith("NO")
         lines.append([row.label, human_time(mpcore), human_time(cpython), human_time(raw),

@@ -1,6 +1,6 @@
 """CPython twin of benches/connection.rs: Pipe round trips and throughput.
 
-    python3 mpcore/benches/python/connection.py [--quick]
+    python3 mpcore/benches/python/connection.py [--quick] [--time S] [--warmup S]
 
 Measures, with CPython's multiprocessing under fork:
   - round trip of a small message to a child and back: send/recv of (42, 'small')
@@ -85,8 +85,12 @@ def channel(duplex):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run")
+    parser.add_argument("--time", type=float, help="seconds of measurement per row")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up per row")
     args = parser.parse_args()
     seconds, warmup = (1.0, 0.3) if args.quick else (3.0, 1.0)
+    seconds = seconds if args.time is None else args.time
+    warmup = warmup if args.warmup is None else args.warmup
     mp.set_start_method("fork")
 
     for duplex in (True, False):

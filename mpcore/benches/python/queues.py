@@ -1,6 +1,6 @@
 """CPython twin of benches/queues.rs: items per second through a Queue.
 
-    python3 mpcore/benches/python/queues.py [--quick]
+    python3 mpcore/benches/python/queues.py [--quick] [--time S] [--warmup S]
 
 Producers in child processes (fork) put small integers, the parent gets them:
 Queue with 1 producer and 1 consumer, with 2 producers and 1 consumer, and
@@ -73,8 +73,12 @@ def rate(name, queue, nproducers, seconds, warmup):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run")
+    parser.add_argument("--time", type=float, help="seconds of measurement per row")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up per row")
     args = parser.parse_args()
     seconds, warmup = (1.0, 0.3) if args.quick else (3.0, 1.0)
+    seconds = seconds if args.time is None else args.time
+    warmup = warmup if args.warmup is None else args.warmup
     mp.set_start_method("fork")
     rate("Queue 1P1C", mp.Queue(), 1, seconds, warmup)
     rate("Queue 2P1C", mp.Queue(), 2, seconds, warmup)

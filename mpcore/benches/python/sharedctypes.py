@@ -2,11 +2,19 @@
 Value under its lock, and a child writing Array('d', 1_000_000) (a lock per item,
 one `with get_lock()`, a RawArray). Children start with fork, as in the Rust bench.
 
-Prints one JSON object: {"bench": "sharedctypes", "results": [{"name", "seconds_per_op", ...}]}.
+    python3 mpcore/benches/python/sharedctypes.py [--quick] [--time S] [--warmup S]
+
+Each variant runs (a whole 2 x 100k or 1M-item run being one operation) until
+--time seconds are spent, at least once; --warmup is accepted and ignored (every
+run starts fresh processes). Prints one JSON object per line: name, median_ns (per
+run), iterations (runs), python. Standard library only.
 """
 
+import argparse
 import json
 import multiprocessing as mp
+import platform
+import statistics
 import sys
 import time
 
@@ -43,8 +51,13 @@ def in_children(n, target, arg):
     return time.perf_counter() - start
 
 
-def best_of(runs, fn):
-    return min(fn() for _ in range(runs))
+def median_of(seconds, fn):
+    """Median wall time of fn() in ns, over runs until `seconds` are spent."""
+    times = []
+    end = time.perf_counter() + seconds
+    while not times or time.perf_counter() < end:
+        times.append(fn())
+    return statistics.median(times) * 1e9, len(times)
 
 
 def increments():
@@ -64,16 +77,25 @@ def array(kind, writer):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run")
+    parser.add_argument("--time", type=float, help="seconds of runs per variant")
+    parser.add_argument("--warmup", type=float, help="ignored")
+    args = parser.parse_args()
+    seconds = 1.0 if args.quick else 3.0
+    seconds = seconds if args.time is None else args.time
     mp.set_start_method("fork")
-    results = [
-        {"name": "value_2x100k_increments/cpython_value_lock", "seconds_per_op": best_of(3, increments)},
-        {"name": "child_writes_1m_f64/cpython_array_lock_per_item", "seconds_per_op": best_of(3, array("locked", write_locked))},
-        {"name": "child_writes_1m_f64/cpython_array_one_lock", "seconds_per_op": best_of(3, array("locked", write_one_lock))},
-        {"name": "child_writes_1m_f64/cpython_rawarray", "seconds_per_op": best_of(3, array("raw", write_locked))},
-    ]
-    json.dump({"bench": "sharedctypes", "python": sys.version.split()[0], "results": results}, sys.stdout)
-    print()
+    for name, fn in (
+        ("value_2x100k_increments/cpython_value_lock", increments),
+        ("child_writes_1m_f64/cpython_array_lock_per_item", array("locked", write_locked)),
+        ("child_writes_1m_f64/cpython_array_one_lock", array("locked", write_one_lock)),
+        ("child_writes_1m_f64/cpython_rawarray", array("raw", write_locked)),
+    ):
+        median, runs = median_of(seconds, fn)
+        print(json.dumps({"name": name, "median_ns": round(median), "iterations": runs,
+                          "python": platform.python_version()}), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
