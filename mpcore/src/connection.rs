@@ -977,6 +977,18 @@ pub fn answer_challenge(conn: &Connection, authkey: &[u8]) -> Result<()> {
     }
 }
 
+impl crate::context::Context {
+    /// A duplex pair of connected [`Connection`]s (Python: `ctx.Pipe()`).
+    pub fn pipe(&self) -> Result<(Connection, Connection)> {
+        pipe()
+    }
+
+    /// A one-way pair `(reader, writer)` (Python: `ctx.Pipe(duplex=False)`).
+    pub fn pipe_simplex(&self) -> Result<(Connection, Connection)> {
+        pipe_simplex()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

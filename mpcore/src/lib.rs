@@ -116,7 +116,7 @@ pub use process::{
     Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
 };
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
-pub use shared_memory::SharedMemory;
+pub use shared_memory::{ShareableList, SharedMemory};
 pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
 pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 

@@ -1504,6 +1504,36 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
     }
 }
 
+impl crate::context::Context {
+    /// An unbounded [`Queue`] (Python: `ctx.Queue()`).
+    pub fn queue<T: Serialize + DeserializeOwned + Send + 'static>(&self) -> Result<Queue<T>> {
+        Queue::new()
+    }
+
+    /// A [`Queue`] of at most `maxsize` items; 0 means unbounded (Python:
+    /// `ctx.Queue(maxsize)`).
+    pub fn queue_with_maxsize<T: Serialize + DeserializeOwned + Send + 'static>(
+        &self,
+        maxsize: usize,
+    ) -> Result<Queue<T>> {
+        Queue::with_maxsize(maxsize)
+    }
+
+    /// A new [`SimpleQueue`] (Python: `ctx.SimpleQueue()`).
+    pub fn simple_queue<T: Serialize + DeserializeOwned + Send + 'static>(
+        &self,
+    ) -> Result<SimpleQueue<T>> {
+        SimpleQueue::new()
+    }
+
+    /// An unbounded [`JoinableQueue`] (Python: `ctx.JoinableQueue()`).
+    pub fn joinable_queue<T: Serialize + DeserializeOwned + Send + 'static>(
+        &self,
+    ) -> Result<JoinableQueue<T>> {
+        JoinableQueue::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -767,6 +767,31 @@ impl<'de, T: CType> Deserialize<'de> for RawArray<T> {
     }
 }
 
+impl crate::context::Context {
+    /// A new synchronized [`Value`] holding `value` (Python: `ctx.Value(typecode, value)`).
+    pub fn value<T: CType>(&self, value: T) -> Result<Value<T>> {
+        Value::new(value)
+    }
+
+    /// A new synchronized [`Array`] holding a copy of `values` (Python:
+    /// `ctx.Array(typecode, values)`).
+    pub fn array<T: CType>(&self, values: &[T]) -> Result<Array<T>> {
+        Array::new(values)
+    }
+
+    /// A new unsynchronized [`RawValue`] holding `value` (Python:
+    /// `ctx.RawValue(typecode, value)`).
+    pub fn raw_value<T: CType>(&self, value: T) -> Result<RawValue<T>> {
+        RawValue::new(value)
+    }
+
+    /// A new unsynchronized [`RawArray`] holding a copy of `values` (Python:
+    /// `ctx.RawArray(typecode, values)`).
+    pub fn raw_array<T: CType>(&self, values: &[T]) -> Result<RawArray<T>> {
+        RawArray::new(values)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

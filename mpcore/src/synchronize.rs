@@ -1527,6 +1527,51 @@ impl<'de> Deserialize<'de> for Barrier {
     }
 }
 
+impl crate::context::Context {
+    /// A new [`Lock`] (Python: `ctx.Lock()`).
+    pub fn lock(&self) -> Result<Lock> {
+        Lock::new()
+    }
+
+    /// A new [`RLock`] (Python: `ctx.RLock()`).
+    pub fn rlock(&self) -> Result<RLock> {
+        RLock::new()
+    }
+
+    /// A new [`Semaphore`] with `value` permits (Python: `ctx.Semaphore(value)`).
+    pub fn semaphore(&self, value: u32) -> Result<Semaphore> {
+        Semaphore::new(value)
+    }
+
+    /// A new [`BoundedSemaphore`] with `value` permits (Python:
+    /// `ctx.BoundedSemaphore(value)`).
+    pub fn bounded_semaphore(&self, value: u32) -> Result<BoundedSemaphore> {
+        BoundedSemaphore::new(value)
+    }
+
+    /// A new [`Condition`] over `lock`, or over a new [`RLock`] when `None` (Python:
+    /// `ctx.Condition(lock=None)`).
+    pub fn condition(&self, lock: Option<ConditionLock>) -> Result<Condition> {
+        Condition::new(lock)
+    }
+
+    /// A new, cleared [`Event`] (Python: `ctx.Event()`).
+    pub fn event(&self) -> Result<Event> {
+        Event::new()
+    }
+
+    /// A new [`Barrier`] for `parties` processes (Python:
+    /// `ctx.Barrier(parties, action, timeout)`).
+    pub fn barrier(
+        &self,
+        parties: usize,
+        action: Option<fn()>,
+        timeout: Option<Duration>,
+    ) -> Result<Barrier> {
+        Barrier::new(parties, action, timeout)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mpcore::shared_memory::SharedMemory;
-use mpcore::{Error, Event, Process};
+use mpcore::shared_memory::{ShareableList, SharedMemory};
+use mpcore::{Error, Event, Obj, Process, StartMethod, get_context};
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -211,4 +211,217 @@ fn an_unlinked_segment_is_not_touched_by_the_tracker() {
     thread::sleep(Duration::from_millis(300));
     assert!(exists(&n));
     mine.unlink().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// ShareableList
+
+fn every_type() -> Vec<Obj> {
+    vec![
+        Obj::Int(-7),
+        Obj::Int(i64::MAX),
+        Obj::Float(2.5),
+        Obj::Bool(true),
+        Obj::Bool(false),
+        Obj::None,
+        Obj::from("héllo"),
+        Obj::from(""),
+        Obj::bytes(b"\0raw\0".to_vec()),
+        Obj::bytes(Vec::new()),
+    ]
+}
+
+#[test]
+fn shareable_list_round_trips_every_type() {
+    let n = name("sl-types");
+    let items = every_type();
+    let sl = ShareableList::new(&items, Some(&n)).unwrap();
+    assert_eq!(sl.shm().name(), n);
+    assert_eq!(sl.len(), items.len());
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(&sl.get(i).unwrap(), item, "item {i}");
+    }
+    let other = ShareableList::open(&n).unwrap();
+    assert_eq!(other.to_vec().unwrap(), items);
+    let empty = ShareableList::new(&[], None).unwrap();
+    assert!(empty.is_empty() && empty.get(0).is_err());
+    empty.shm().unlink().unwrap();
+    sl.shm().unlink().unwrap();
+    assert!(!exists(&n));
+}
+
+#[test]
+fn shareable_list_set_changes_types_within_the_slot() {
+    let mut sl = ShareableList::new(&[Obj::Int(1), Obj::from("abc"), Obj::None], None).unwrap();
+    let other = ShareableList::open(sl.shm().name()).unwrap();
+    sl.set(0, Obj::Float(-0.5)).unwrap();
+    sl.set(1, Obj::from("abcdefghi")).unwrap_err();
+    sl.set(1, Obj::from("abcdefg")).unwrap(); // 3 rounds up to 8
+    sl.set(2, Obj::bytes(b"12345678".to_vec())).unwrap(); // a scalar slot holds 8
+    assert_eq!(other.get(0).unwrap(), Obj::Float(-0.5));
+    assert_eq!(other.get(1).unwrap(), Obj::from("abcdefg"));
+    assert_eq!(other.get(2).unwrap(), Obj::bytes(b"12345678".to_vec()));
+    sl.set(1, Obj::from("x")).unwrap();
+    assert_eq!(other.get(1).unwrap(), Obj::from("x"));
+    sl.set(2, Obj::Bool(true)).unwrap();
+    assert_eq!(other.get(2).unwrap(), Obj::Bool(true));
+    sl.shm().unlink().unwrap();
+}
+
+#[test]
+fn shareable_list_errors() {
+    let n = name("sl-errors");
+    // Unsupported types; nothing is created.
+    for bad in [
+        Obj::List(vec![]),
+        Obj::Tuple(vec![Obj::Int(1)]),
+        Obj::Dict(Default::default()),
+    ] {
+        assert!(ShareableList::new(&[Obj::Int(1), bad.clone()], Some(&n)).is_err());
+        assert!(!exists(&n));
+    }
+    let mut sl = ShareableList::new(&[Obj::from("12345678")], Some(&n)).unwrap();
+    // 8 bytes round up to 16.
+    sl.set(0, Obj::from("x".repeat(16))).unwrap();
+    let err = sl.set(0, Obj::from("x".repeat(17))).unwrap_err();
+    assert!(
+        err.to_string().contains("exceeds available storage"),
+        "{err}"
+    );
+    // Multi-byte characters count by their encoded length.
+    let err = sl.set(0, Obj::from("é".repeat(9))).unwrap_err();
+    assert!(
+        err.to_string().contains("exceeds available storage"),
+        "{err}"
+    );
+    assert!(sl.set(0, Obj::List(vec![])).is_err());
+    assert!(sl.get(1).is_err());
+    assert!(sl.set(1, Obj::Int(0)).is_err());
+    assert_eq!(sl.get(0).unwrap(), Obj::from("x".repeat(16)));
+    assert!(ShareableList::new(&[Obj::Int(1)], Some(&n)).is_err()); // exists
+    sl.shm().unlink().unwrap();
+    let err = ShareableList::open(&n).unwrap_err();
+    assert_eq!(io_kind(&err), Some(ErrorKind::NotFound), "{err}");
+    assert!(!exists(&n));
+}
+
+/// Writes `bytes` at the start of a fresh segment of `size` bytes.
+fn garbage_segment(size: usize, bytes: &[u8]) -> SharedMemory {
+    let mut shm = SharedMemory::create(None, size).unwrap();
+    shm.buf_mut()[..bytes.len()].copy_from_slice(bytes);
+    shm
+}
+
+fn header(n: u64, slots: &[(u64, u64, u64)]) -> Vec<u8> {
+    let mut h = b"mpcSL\0\0\x01".to_vec();
+    h.extend(n.to_le_bytes());
+    for &(kind, cap, len) in slots {
+        for v in [kind, cap, len] {
+            h.extend(v.to_le_bytes());
+        }
+    }
+    h
+}
+
+#[test]
+fn shareable_list_open_rejects_garbage() {
+    let cases: Vec<(usize, Vec<u8>)> = vec![
+        (1, vec![]),
+        (64, vec![0xff; 64]),
+        (12, header(0, &[])[..12].to_vec()),
+        (64, header(u64::MAX, &[])),
+        (64, header(1 << 40, &[])),
+        (64, header(2, &[(2, 8, 8)])),
+        (64, header(1, &[(9, 8, 8)])),
+        (64, header(1, &[(2, 0, 0)])),
+        (64, header(1, &[(4, 7, 0)])),
+        (64, header(1, &[(4, 8, 9)])),
+        (64, header(1, &[(4, u64::MAX - 7, 0)])),
+        (64, header(1, &[(4, 1 << 40, 0)])),
+        (48, header(1, &[(2, 16, 8)])),
+    ];
+    for (i, (size, bytes)) in cases.iter().enumerate() {
+        let shm = garbage_segment(*size, bytes);
+        let res = ShareableList::open(shm.name());
+        shm.unlink().unwrap();
+        assert!(res.is_err(), "case {i} opened");
+    }
+    // Pseudo-random bytes after a valid magic never panic.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..200 {
+        let mut bytes = header(0, &[]);
+        for _ in 0..14 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.extend((x % 12).to_le_bytes());
+        }
+        let shm = garbage_segment(bytes.len() + 32, &bytes);
+        if let Ok(sl) = ShareableList::open(shm.name()) {
+            for j in 0..sl.len() + 1 {
+                let _ = sl.get(j);
+            }
+        }
+        shm.unlink().unwrap();
+    }
+}
+
+#[test]
+fn shareable_list_get_rechecks_a_slot_corrupted_after_open() {
+    let sl = ShareableList::new(&[Obj::from("abc"), Obj::Int(3)], None).unwrap();
+    let mut raw = SharedMemory::open(sl.shm().name()).unwrap();
+    raw.buf_mut()[16..24].copy_from_slice(&77u64.to_le_bytes()); // kind
+    assert!(sl.get(0).is_err());
+    raw.buf_mut()[16..24].copy_from_slice(&4u64.to_le_bytes());
+    raw.buf_mut()[32..40].copy_from_slice(&u64::MAX.to_le_bytes()); // length
+    assert!(sl.get(0).is_err());
+    raw.buf_mut()[32..40].copy_from_slice(&2u64.to_le_bytes());
+    assert_eq!(sl.get(0).unwrap(), Obj::from("ab"));
+    raw.buf_mut()[56..64].copy_from_slice(&2u64.to_le_bytes()); // int, length 2
+    assert!(sl.get(1).is_err());
+    sl.shm().unlink().unwrap();
+}
+
+fn update_list(mut sl: ShareableList) {
+    assert_eq!(sl.get(0).unwrap(), Obj::Int(1));
+    sl.set(0, Obj::Int(sl.get(0).unwrap().as_int().unwrap() + 41))
+        .unwrap();
+    sl.set(1, Obj::from("from child")).unwrap();
+    sl.set(2, Obj::Float(1.25)).unwrap();
+    sl.set(3, Obj::None).unwrap();
+    assert!(sl.set(1, Obj::from("x".repeat(17))).is_err());
+}
+
+#[test]
+fn shareable_list_is_shared_with_fork_and_spawn_children() {
+    for method in [StartMethod::Fork, StartMethod::Spawn] {
+        let sl = ShareableList::new(
+            &[
+                Obj::Int(1),
+                Obj::from("a string of 13"),
+                Obj::None,
+                Obj::bytes(b"b".to_vec()),
+            ],
+            None,
+        )
+        .unwrap();
+        let handle = ShareableList::open(sl.shm().name()).unwrap();
+        assert_eq!(
+            run(get_context(method).process(update_list, (handle,))),
+            0,
+            "{method}"
+        );
+        assert_eq!(
+            sl.to_vec().unwrap(),
+            [
+                Obj::Int(42),
+                Obj::from("from child"),
+                Obj::Float(1.25),
+                Obj::None
+            ],
+            "{method}"
+        );
+        sl.shm().unlink().unwrap();
+        assert!(!exists(sl.shm().name()));
+    }
 }
