@@ -586,12 +586,12 @@ fn use_every_queue(q: Queue<String>, jq: JoinableQueue<u32>, sq: SimpleQueue<Vec
 #[test]
 fn queues_pass_to_children_under_every_start_method() {
     for method in mpcore::get_all_start_methods() {
-        let q = Queue::new().unwrap();
-        let jq = JoinableQueue::new().unwrap();
-        let sq = SimpleQueue::new().unwrap();
+        let ctx = mpcore::get_context(method);
+        let q = ctx.queue().unwrap();
+        let jq = ctx.joinable_queue().unwrap();
+        let sq = ctx.simple_queue().unwrap();
         jq.put(4).unwrap();
-        let mut p = mpcore::get_context(method)
-            .process(use_every_queue, (q.clone(), jq.clone(), sq.clone()));
+        let mut p = ctx.process(use_every_queue, (q.clone(), jq.clone(), sq.clone()));
         p.start().unwrap();
         let hello = q.get_timeout(LONG).unwrap();
         // Context processes are named after their method ("ForkProcess-1").
