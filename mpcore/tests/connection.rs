@@ -785,11 +785,11 @@ fn echo_until_zero(conn: Connection, reader: Connection, writer: Connection) {
 fn connections_pass_to_children_under_every_start_method() {
     let _serial = serial();
     for method in mpcore::get_all_start_methods() {
-        let (parent, child) = pipe().unwrap();
-        let (child_reader, parent_writer) = pipe_simplex().unwrap();
-        let (parent_reader, child_writer) = pipe_simplex().unwrap();
-        let mut p = mpcore::get_context(method)
-            .process(echo_until_zero, (child, child_reader, child_writer));
+        let ctx = mpcore::get_context(method);
+        let (parent, child) = ctx.pipe().unwrap();
+        let (child_reader, parent_writer) = ctx.pipe_simplex().unwrap();
+        let (parent_reader, child_writer) = ctx.pipe_simplex().unwrap();
+        let mut p = ctx.process(echo_until_zero, (child, child_reader, child_writer));
         p.start().unwrap();
         for n in 1..20u64 {
             parent.send(&n).unwrap();
