@@ -142,20 +142,6 @@ pub fn pipe_simplex() -> Result<(Connection, Connection)> {
     ))
 }
 
-impl crate::context::Context {
-    /// A duplex pipe (Python: `ctx.Pipe()`); see [`pipe`]. Connections do not
-    /// depend on the start method.
-    pub fn pipe(&self) -> Result<(Connection, Connection)> {
-        pipe()
-    }
-
-    /// A one-way pipe, `(reader, writer)` (Python: `ctx.Pipe(duplex=False)`); see
-    /// [`pipe_simplex`].
-    pub fn pipe_simplex(&self) -> Result<(Connection, Connection)> {
-        pipe_simplex()
-    }
-}
-
 fn os_error(msg: &str) -> Error {
     Error::Io(io::Error::other(msg.to_string()))
 }

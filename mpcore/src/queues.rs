@@ -1079,56 +1079,6 @@ fn encode_item<T: Serialize>(item: &T) -> Result<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------
-// Constructors on a context.
-
-/// Queues do not depend on the start method: these are the plain constructors,
-/// offered on [`Context`](crate::Context) as Python offers `ctx.Queue()`.
-///
-/// ```
-/// let ctx = mpcore::get_context(mpcore::StartMethod::Fork);
-/// let q = ctx.queue::<u8>()?;
-/// q.put(1)?;
-/// assert_eq!(q.get()?, 1);
-/// # Ok::<(), mpcore::Error>(())
-/// ```
-impl crate::context::Context {
-    /// Python: `ctx.Queue()`; see [`Queue::new`].
-    pub fn queue<T: Serialize + DeserializeOwned + Send + 'static>(&self) -> Result<Queue<T>> {
-        Queue::new()
-    }
-
-    /// Python: `ctx.Queue(maxsize)`; see [`Queue::with_maxsize`].
-    pub fn queue_with_maxsize<T: Serialize + DeserializeOwned + Send + 'static>(
-        &self,
-        maxsize: usize,
-    ) -> Result<Queue<T>> {
-        Queue::with_maxsize(maxsize)
-    }
-
-    /// Python: `ctx.JoinableQueue()`; see [`JoinableQueue::new`].
-    pub fn joinable_queue<T: Serialize + DeserializeOwned + Send + 'static>(
-        &self,
-    ) -> Result<JoinableQueue<T>> {
-        JoinableQueue::new()
-    }
-
-    /// Python: `ctx.JoinableQueue(maxsize)`; see [`JoinableQueue::with_maxsize`].
-    pub fn joinable_queue_with_maxsize<T: Serialize + DeserializeOwned + Send + 'static>(
-        &self,
-        maxsize: usize,
-    ) -> Result<JoinableQueue<T>> {
-        JoinableQueue::with_maxsize(maxsize)
-    }
-
-    /// Python: `ctx.SimpleQueue()`; see [`SimpleQueue::new`].
-    pub fn simple_queue<T: Serialize + DeserializeOwned + Send + 'static>(
-        &self,
-    ) -> Result<SimpleQueue<T>> {
-        SimpleQueue::new()
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Queue.
 
 /// A first-in first-out queue shared by processes (Python: `multiprocessing.Queue`).
@@ -1581,6 +1531,15 @@ impl crate::context::Context {
         &self,
     ) -> Result<JoinableQueue<T>> {
         JoinableQueue::new()
+    }
+
+    /// A [`JoinableQueue`] of at most `maxsize` items; 0 means unbounded (Python:
+    /// `ctx.JoinableQueue(maxsize)`).
+    pub fn joinable_queue_with_maxsize<T: Serialize + DeserializeOwned + Send + 'static>(
+        &self,
+        maxsize: usize,
+    ) -> Result<JoinableQueue<T>> {
+        JoinableQueue::with_maxsize(maxsize)
     }
 }
 
