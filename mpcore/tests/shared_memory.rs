@@ -1,6 +1,8 @@
 //! SharedMemory and its clean-up after processes that crash.
 //!
 //! Every test removes what it creates: no `/dev/shm/mpcore*` entry may survive.
+//! Tests with children are in `per_method!`, which makes a `fork::NAME`,
+//! `spawn::NAME` and `forkserver::NAME` test of each.
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -8,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mpcore::shared_memory::{ShareableList, SharedMemory};
-use mpcore::{Error, Event, Obj, Process, StartMethod, get_context};
+use mpcore::{Error, Event, Obj, Process, StartMethod, Target, get_context};
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -109,15 +111,6 @@ fn write_in_child(mut shm: SharedMemory) {
 }
 
 #[test]
-fn a_child_writes_what_the_parent_reads() {
-    let shm = SharedMemory::create(None, 64).unwrap();
-    let handle = SharedMemory::open(shm.name()).unwrap();
-    assert_eq!(run(Process::new(write_in_child, (handle,))), 0);
-    assert_eq!(&shm.buf()[..5], b"hello");
-    shm.unlink().unwrap();
-}
-
-#[test]
 fn a_handle_serializes_as_its_name() {
     let shm = SharedMemory::create(None, 8).unwrap();
     let bytes = mpcore::reduction::encode(&shm).unwrap();
@@ -128,89 +121,12 @@ fn a_handle_serializes_as_its_name() {
     assert!(mpcore::reduction::decode::<SharedMemory>(&bytes).is_err());
 }
 
-#[test]
-fn a_child_that_only_attached_does_not_remove_the_segment() {
-    let shm = SharedMemory::create(None, 8).unwrap();
-    let n = shm.name().to_string();
-    let child = Process::from_closure(move || {
-        let mut attached = SharedMemory::open(&n).unwrap();
-        attached.buf_mut()[0] = 1;
-    });
-    assert_eq!(run(child), 0);
-    thread::sleep(Duration::from_millis(200));
-    assert!(
-        exists(shm.name()),
-        "the segment vanished when the child exited"
-    );
-    assert_eq!(shm.buf()[0], 1);
-    shm.unlink().unwrap();
-}
-
-#[test]
-fn a_segment_left_by_a_child_that_exited_is_removed() {
-    let n = name("left-by-exit");
-    let n2 = n.clone();
-    let child = Process::from_closure(move || {
-        let shm = SharedMemory::create(Some(&n2), 8).unwrap();
-        drop(shm); // closed, never unlinked
-    });
-    assert_eq!(run(child), 0);
-    until_gone(&n);
-}
-
 fn create_and_hang(name: String, created: Event) {
     let _shm = SharedMemory::create(Some(&name), 8).unwrap();
     created.set();
     loop {
         thread::park();
     }
-}
-
-#[test]
-fn a_segment_left_by_a_killed_child_is_removed() {
-    let n = name("left-by-kill");
-    let created = Event::new().unwrap();
-    let mut child = Process::new(create_and_hang, (n.clone(), created.clone()));
-    child.start().unwrap();
-    assert!(created.wait_timeout(BOUND));
-    assert!(exists(&n));
-    child.kill().unwrap();
-    child.join().unwrap();
-    until_gone(&n);
-}
-
-#[test]
-fn a_leftover_segment_stays_while_another_process_uses_it() {
-    let n = name("in-use");
-    let created = Event::new().unwrap();
-    let mut child = Process::new(create_and_hang, (n.clone(), created.clone()));
-    child.start().unwrap();
-    assert!(created.wait_timeout(BOUND));
-    let mut user = SharedMemory::open(&n).unwrap();
-    child.kill().unwrap();
-    child.join().unwrap();
-    thread::sleep(Duration::from_millis(300));
-    assert!(exists(&n), "removed while this process still had it open");
-    user.buf_mut()[0] = 7;
-    user.close().unwrap();
-    until_gone(&n);
-}
-
-#[test]
-fn an_unlinked_segment_is_not_touched_by_the_tracker() {
-    // The child unlinks its segment, and a new one with the same name appears:
-    // the tracker must not remove the newcomer when the child exits.
-    let n = name("reused");
-    let n2 = n.clone();
-    let child = Process::from_closure(move || {
-        let shm = SharedMemory::create(Some(&n2), 8).unwrap();
-        shm.unlink().unwrap();
-    });
-    assert_eq!(run(child), 0);
-    let mine = SharedMemory::create(Some(&n), 8).unwrap();
-    thread::sleep(Duration::from_millis(300));
-    assert!(exists(&n));
-    mine.unlink().unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -392,9 +308,117 @@ fn update_list(mut sl: ShareableList) {
     assert!(sl.set(1, Obj::from("x".repeat(17))).is_err());
 }
 
-#[test]
-fn shareable_list_is_shared_with_fork_and_spawn_children() {
-    for method in [StartMethod::Fork, StartMethod::Spawn] {
+// ---------------------------------------------------------------------------
+// Across processes, under every start method
+// ---------------------------------------------------------------------------
+
+/// A process of `method` that calls `target(args)`.
+fn process<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
+    get_context(method).process(target, args)
+}
+
+/// Opens the segment by its name and writes 1 at its start.
+fn attach_and_write(name: String) {
+    let mut attached = SharedMemory::open(&name).unwrap();
+    attached.buf_mut()[0] = 1;
+}
+
+fn create_and_close(name: String) {
+    let shm = SharedMemory::create(Some(&name), 8).unwrap();
+    drop(shm); // closed, never unlinked
+}
+
+fn create_and_unlink(name: String) {
+    let shm = SharedMemory::create(Some(&name), 8).unwrap();
+    shm.unlink().unwrap();
+}
+
+/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
+/// `fn NAME(method: StartMethod)`.
+macro_rules! per_method {
+    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
+        $(fn $name($m: StartMethod) $body)*
+
+        mod fork {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
+        }
+        mod spawn {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
+        }
+        mod forkserver {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
+        }
+    };
+}
+
+per_method! {
+    fn a_child_writes_what_the_parent_reads(method: StartMethod) {
+        let shm = SharedMemory::create(None, 64).unwrap();
+        let handle = SharedMemory::open(shm.name()).unwrap();
+        assert_eq!(run(process(method, write_in_child, (handle,))), 0);
+        assert_eq!(&shm.buf()[..5], b"hello");
+        shm.unlink().unwrap();
+    }
+
+    fn a_child_that_only_attached_does_not_remove_the_segment(method: StartMethod) {
+        let shm = SharedMemory::create(None, 8).unwrap();
+        let n = shm.name().to_string();
+        assert_eq!(run(process(method, attach_and_write, (n,))), 0);
+        thread::sleep(Duration::from_millis(200));
+        assert!(
+            exists(shm.name()),
+            "the segment vanished when the child exited"
+        );
+        assert_eq!(shm.buf()[0], 1);
+        shm.unlink().unwrap();
+    }
+
+    fn a_segment_left_by_a_child_that_exited_is_removed(method: StartMethod) {
+        let n = name(&format!("left-by-exit-{method}"));
+        assert_eq!(run(process(method, create_and_close, (n.clone(),))), 0);
+        until_gone(&n);
+    }
+
+    fn a_segment_left_by_a_killed_child_is_removed(method: StartMethod) {
+        let n = name(&format!("left-by-kill-{method}"));
+        let created = Event::new().unwrap();
+        let mut child = process(method, create_and_hang, (n.clone(), created.clone()));
+        child.start().unwrap();
+        assert!(created.wait_timeout(BOUND));
+        assert!(exists(&n));
+        child.kill().unwrap();
+        child.join().unwrap();
+        until_gone(&n);
+    }
+
+    fn a_leftover_segment_stays_while_another_process_uses_it(method: StartMethod) {
+        let n = name(&format!("in-use-{method}"));
+        let created = Event::new().unwrap();
+        let mut child = process(method, create_and_hang, (n.clone(), created.clone()));
+        child.start().unwrap();
+        assert!(created.wait_timeout(BOUND));
+        let mut user = SharedMemory::open(&n).unwrap();
+        child.kill().unwrap();
+        child.join().unwrap();
+        thread::sleep(Duration::from_millis(300));
+        assert!(exists(&n), "removed while this process still had it open");
+        user.buf_mut()[0] = 7;
+        user.close().unwrap();
+        until_gone(&n);
+    }
+
+    fn an_unlinked_segment_is_not_touched_by_the_tracker(method: StartMethod) {
+        // The child unlinks its segment, and a new one with the same name appears:
+        // the tracker must not remove the newcomer when the child exits.
+        let n = name(&format!("reused-{method}"));
+        assert_eq!(run(process(method, create_and_unlink, (n.clone(),))), 0);
+        let mine = SharedMemory::create(Some(&n), 8).unwrap();
+        thread::sleep(Duration::from_millis(300));
+        assert!(exists(&n));
+        mine.unlink().unwrap();
+    }
+
+    fn shareable_list_is_shared_with_a_child(method: StartMethod) {
         let sl = ShareableList::new(
             &[
                 Obj::Int(1),
@@ -407,7 +431,7 @@ fn shareable_list_is_shared_with_fork_and_spawn_children() {
         .unwrap();
         let handle = ShareableList::open(sl.shm().name()).unwrap();
         assert_eq!(
-            run(get_context(method).process(update_list, (handle,))),
+            run(process(method, update_list, (handle,))),
             0,
             "{method}"
         );

@@ -1,9 +1,14 @@
 //! Value, Array, RawValue and RawArray shared with child processes.
+//!
+//! Tests of what children see and do are in `per_method!`, which makes a `fork::NAME`,
+//! `spawn::NAME` and `forkserver::NAME` test of each.
 
 use std::thread;
 use std::time::Duration;
 
-use mpcore::{Array, Event, Process, RLock, RawArray, RawValue, Value};
+use mpcore::{
+    Array, Event, Process, RLock, RawArray, RawValue, StartMethod, Target, Value, get_context,
+};
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -21,41 +26,10 @@ fn assign(i: Value<i32>, d: Value<f64>, h: Value<i16>, q: Value<i64>, c: Value<u
     c.set(b'y');
 }
 
-#[test]
-fn a_child_assigns_values_the_parent_reads() {
-    let i = Value::with_typecode('i', 4343i32).unwrap();
-    let d = Value::with_typecode('d', 3.625f64).unwrap();
-    let h = Value::with_typecode('h', -232i16).unwrap();
-    let q = Value::with_typecode('q', 1i64 << 33).unwrap();
-    let c = Value::with_typecode('c', b'x').unwrap();
-    assert_eq!(
-        (i.get(), d.get(), h.get(), q.get(), c.get()),
-        (4343, 3.625, -232, 1 << 33, b'x')
-    );
-    let args = (i.clone(), d.clone(), h.clone(), q.clone(), c.clone());
-    assert_eq!(run(Process::new(assign, args)), 0);
-    assert_eq!(
-        (i.get(), d.get(), h.get(), q.get(), c.get()),
-        (24234, -4.25, 234, 1 << 34, b'y')
-    );
-}
-
 fn assign_raw(i: RawValue<i32>, d: RawValue<f64>, b: RawValue<bool>) {
     i.set(24234);
     d.set(-4.25);
     b.set(true);
-}
-
-#[test]
-fn a_child_assigns_raw_values_the_parent_reads() {
-    let i = RawValue::with_typecode('i', 4343i32).unwrap();
-    let d = RawValue::new(3.625f64).unwrap();
-    let b = RawValue::with_typecode('?', false).unwrap();
-    assert_eq!(
-        run(Process::new(assign_raw, (i.clone(), d.clone(), b.clone()))),
-        0
-    );
-    assert_eq!((i.get(), d.get(), b.get()), (24234, -4.25, true));
 }
 
 #[test]
@@ -131,23 +105,6 @@ fn increment(v: Value<i64>, times: u32) {
     }
 }
 
-#[test]
-fn two_processes_increment_a_value_exactly() {
-    let v = Value::new(0i64).unwrap();
-    let mut children: Vec<Process> = (0..2)
-        .map(|_| Process::new(increment, (v.clone(), 20_000u32)))
-        .collect();
-    for p in &mut children {
-        p.start().unwrap();
-    }
-    increment(v.clone(), 20_000);
-    for p in &mut children {
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0));
-    }
-    assert_eq!(v.get(), 60_000);
-}
-
 fn hold_value_forever(v: Value<i64>, held: Event) {
     let mut guard = v.lock();
     *guard = 99; // never written back: the process dies first
@@ -155,24 +112,6 @@ fn hold_value_forever(v: Value<i64>, held: Event) {
     loop {
         thread::park();
     }
-}
-
-#[test]
-fn a_values_lock_held_by_a_killed_process_is_taken_over() {
-    let v = Value::new(5i64).unwrap();
-    let held = Event::new().unwrap();
-    let mut child = Process::new(hold_value_forever, (v.clone(), held.clone()));
-    child.start().unwrap();
-    assert!(held.wait_timeout(BOUND));
-    child.kill().unwrap();
-    child.join().unwrap();
-    let mut guard = v.lock();
-    assert!(guard.owner_died());
-    assert_eq!(*guard, 5);
-    *guard += 1;
-    drop(guard);
-    assert_eq!(v.get(), 6);
-    assert!(!v.get_lock().owner_died());
 }
 
 #[test]
@@ -201,21 +140,6 @@ fn prefix_sum(arr: Array<i32>) {
 }
 
 #[test]
-fn a_childs_prefix_sum_is_visible_to_the_parent() {
-    let seq = [681, 626, -822, -1, 0, 5, 22, 3, 1, 8];
-    let arr = Array::with_typecode('i', &seq).unwrap();
-    assert_eq!(arr.len(), 10);
-    assert_eq!(arr.get(3), Some(seq[3]));
-    assert_eq!(arr.to_vec()[2..7], seq[2..7]);
-    assert_eq!(run(Process::new(prefix_sum, (arr.clone(),))), 0);
-    let mut expected = seq;
-    for i in 1..expected.len() {
-        expected[i] += expected[i - 1];
-    }
-    assert_eq!(arr.to_vec(), expected);
-}
-
-#[test]
 fn arrays_are_zeroed_and_indexes_are_checked() {
     let arr = Array::<i32>::zeroed(10).unwrap();
     assert_eq!(arr.to_vec(), [0; 10]);
@@ -237,14 +161,6 @@ fn fill(arr: RawArray<f64>) {
     for i in 0..arr.len() {
         arr.set(i, i as f64 * 0.5).unwrap();
     }
-}
-
-#[test]
-fn a_child_fills_a_raw_array() {
-    let arr = RawArray::<f64>::zeroed(100_000).unwrap();
-    assert_eq!(run(Process::new(fill, (arr.clone(),))), 0);
-    let values = arr.to_vec();
-    assert!(values.iter().enumerate().all(|(i, &x)| x == i as f64 * 0.5));
 }
 
 #[test]
@@ -283,4 +199,116 @@ fn every_shared_type_is_send_clone_and_serde() {
     check::<Array<i8>>();
     check::<RawValue<u16>>();
     check::<RawArray<bool>>();
+}
+
+// ---------------------------------------------------------------------------
+// Across processes, under every start method
+// ---------------------------------------------------------------------------
+
+/// A process of `method` that calls `target(args)`.
+fn process<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
+    get_context(method).process(target, args)
+}
+
+/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
+/// `fn NAME(method: StartMethod)`.
+macro_rules! per_method {
+    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
+        $(fn $name($m: StartMethod) $body)*
+
+        mod fork {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
+        }
+        mod spawn {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
+        }
+        mod forkserver {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
+        }
+    };
+}
+
+per_method! {
+    fn a_child_assigns_values_the_parent_reads(method: StartMethod) {
+        let i = Value::with_typecode('i', 4343i32).unwrap();
+        let d = Value::with_typecode('d', 3.625f64).unwrap();
+        let h = Value::with_typecode('h', -232i16).unwrap();
+        let q = Value::with_typecode('q', 1i64 << 33).unwrap();
+        let c = Value::with_typecode('c', b'x').unwrap();
+        assert_eq!(
+            (i.get(), d.get(), h.get(), q.get(), c.get()),
+            (4343, 3.625, -232, 1 << 33, b'x')
+        );
+        let args = (i.clone(), d.clone(), h.clone(), q.clone(), c.clone());
+        assert_eq!(run(process(method, assign, args)), 0);
+        assert_eq!(
+            (i.get(), d.get(), h.get(), q.get(), c.get()),
+            (24234, -4.25, 234, 1 << 34, b'y')
+        );
+    }
+
+    fn a_child_assigns_raw_values_the_parent_reads(method: StartMethod) {
+        let i = RawValue::with_typecode('i', 4343i32).unwrap();
+        let d = RawValue::new(3.625f64).unwrap();
+        let b = RawValue::with_typecode('?', false).unwrap();
+        assert_eq!(
+            run(process(method, assign_raw, (i.clone(), d.clone(), b.clone()))),
+            0
+        );
+        assert_eq!((i.get(), d.get(), b.get()), (24234, -4.25, true));
+    }
+
+    fn two_processes_increment_a_value_exactly(method: StartMethod) {
+        let v = Value::new(0i64).unwrap();
+        let mut children: Vec<Process> = (0..2)
+            .map(|_| process(method, increment, (v.clone(), 20_000u32)))
+            .collect();
+        for p in &mut children {
+            p.start().unwrap();
+        }
+        increment(v.clone(), 20_000);
+        for p in &mut children {
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(0));
+        }
+        assert_eq!(v.get(), 60_000);
+    }
+
+    fn a_values_lock_held_by_a_killed_process_is_taken_over(method: StartMethod) {
+        let v = Value::new(5i64).unwrap();
+        let held = Event::new().unwrap();
+        let mut child = process(method, hold_value_forever, (v.clone(), held.clone()));
+        child.start().unwrap();
+        assert!(held.wait_timeout(BOUND));
+        child.kill().unwrap();
+        child.join().unwrap();
+        let mut guard = v.lock();
+        assert!(guard.owner_died());
+        assert_eq!(*guard, 5);
+        *guard += 1;
+        drop(guard);
+        assert_eq!(v.get(), 6);
+        assert!(!v.get_lock().owner_died());
+    }
+
+    fn a_childs_prefix_sum_is_visible_to_the_parent(method: StartMethod) {
+        let seq = [681, 626, -822, -1, 0, 5, 22, 3, 1, 8];
+        let arr = Array::with_typecode('i', &seq).unwrap();
+        assert_eq!(arr.len(), 10);
+        assert_eq!(arr.get(3), Some(seq[3]));
+        assert_eq!(arr.to_vec()[2..7], seq[2..7]);
+        assert_eq!(run(process(method, prefix_sum, (arr.clone(),))), 0);
+        let mut expected = seq;
+        for i in 1..expected.len() {
+            expected[i] += expected[i - 1];
+        }
+        assert_eq!(arr.to_vec(), expected);
+    }
+
+    fn a_child_fills_a_raw_array(method: StartMethod) {
+        let arr = RawArray::<f64>::zeroed(100_000).unwrap();
+        assert_eq!(run(process(method, fill, (arr.clone(),))), 0);
+        let values = arr.to_vec();
+        assert!(values.iter().enumerate().all(|(i, &x)| x == i as f64 * 0.5));
+    }
 }

@@ -1,5 +1,9 @@
 //! Locks, semaphores, conditions, events and barriers, across threads and processes.
 //!
+//! Tests of behaviour across processes are in `per_method!`, which makes a `fork::NAME`,
+//! `spawn::NAME` and `forkserver::NAME` test of each; tests that need a closure in
+//! the child stay fork-only.
+//!
 //! Timing rules for a loaded machine: never assert that something took *about* a
 //! time; only "returned before a generous bound" or "waited at least d".
 
@@ -10,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use mpcore::synchronize::{ConditionLock, SEM_VALUE_MAX};
 use mpcore::{
-    Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Value,
+    Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore,
+    StartMethod, Target, Value, get_context,
 };
 
 /// A bound no healthy test comes near, even on a loaded machine.
@@ -78,34 +83,6 @@ fn release_lock(lock: Lock) {
 }
 
 #[test]
-fn another_process_may_release_a_lock() {
-    let lock = Lock::new().unwrap();
-    lock.acquire();
-    assert_eq!(run(Process::new(release_lock, (lock.clone(),))), 0);
-    assert!(lock.try_acquire(), "the child's release freed the lock");
-}
-
-#[test]
-fn a_lock_excludes_another_process_until_released() {
-    let lock = Lock::new().unwrap();
-    let (held, go) = (Event::new().unwrap(), Event::new().unwrap());
-    let (l, h, g) = (lock.clone(), held.clone(), go.clone());
-    let child = start(Process::from_closure(move || {
-        let _guard = l.lock();
-        h.set();
-        assert!(g.wait_timeout(BOUND));
-    }));
-    assert!(held.wait_timeout(BOUND));
-    assert!(!lock.try_acquire(), "the child holds it");
-    go.set();
-    assert!(
-        lock.acquire_timeout(BOUND),
-        "released when the child's guard dropped"
-    );
-    assert_eq!(finish(child), 0);
-}
-
-#[test]
 fn another_thread_blocks_until_release_without_spinning() {
     let lock = Lock::new().unwrap();
     lock.acquire();
@@ -141,63 +118,6 @@ fn kill_holder(mut child: Process, held: &Event, join: bool) -> Process {
     child
 }
 
-#[test]
-fn a_lock_held_by_a_killed_process_is_taken_over() {
-    let lock = Lock::new().unwrap();
-    let held = Event::new().unwrap();
-    let child = Process::new(hold_forever, (lock.clone(), held.clone()));
-    let _child = kill_holder(child, &held, true);
-    let start = Instant::now();
-    assert!(
-        lock.acquire_timeout(BOUND),
-        "the dead holder's lock was never freed"
-    );
-    assert!(start.elapsed() < BOUND);
-    assert!(lock.owner_died());
-    lock.release().unwrap();
-    // A normal acquire afterwards is not a take-over.
-    assert!(lock.try_acquire());
-    assert!(!lock.owner_died());
-}
-
-#[test]
-fn a_lock_held_by_a_killed_unreaped_process_is_taken_over() {
-    // The holder is a zombie while we wait: it must count as dead.
-    let lock = Lock::new().unwrap();
-    let held = Event::new().unwrap();
-    let child = Process::new(hold_forever, (lock.clone(), held.clone()));
-    let mut child = kill_holder(child, &held, false);
-    let guard = lock.lock();
-    assert!(guard.owner_died());
-    drop(guard);
-    child.join().unwrap();
-}
-
-#[test]
-fn a_blocked_acquirer_is_released_when_the_holder_is_killed() {
-    let lock = Lock::new().unwrap();
-    let held = Event::new().unwrap();
-    let mut holder = start(Process::new(hold_forever, (lock.clone(), held.clone())));
-    assert!(held.wait_timeout(BOUND));
-    let (l, got) = (lock.clone(), Event::new().unwrap());
-    let g = got.clone();
-    let waiter = start(Process::from_closure(move || {
-        assert!(l.acquire());
-        assert!(l.owner_died());
-        g.set();
-        l.release().unwrap();
-    }));
-    thread::sleep(Duration::from_millis(30));
-    assert!(
-        !got.is_set(),
-        "the waiter must block while the holder lives"
-    );
-    holder.kill().unwrap();
-    holder.join().unwrap();
-    assert_eq!(finish(waiter), 0);
-    assert!(got.is_set());
-}
-
 // ---------------------------------------------------------------------------
 // RLock
 // ---------------------------------------------------------------------------
@@ -224,20 +144,6 @@ fn release_foreign_rlock(rlock: RLock) {
     let err = rlock.release().expect_err("a non-owner released the RLock");
     assert!(err.to_string().contains("not owned"), "{err}");
     assert!(!rlock.try_acquire(), "the parent still owns it");
-}
-
-#[test]
-fn rlock_release_by_another_process_is_refused() {
-    let rlock = RLock::new().unwrap();
-    rlock.acquire();
-    assert_eq!(
-        run(Process::new(release_foreign_rlock, (rlock.clone(),))),
-        0
-    );
-    // The owner keeps the lock and can release it.
-    assert!(rlock.locked());
-    rlock.release().unwrap();
-    assert!(!rlock.locked());
 }
 
 #[test]
@@ -276,20 +182,6 @@ fn hold_rlock_twice(rlock: RLock, held: Event) {
     loop {
         thread::park();
     }
-}
-
-#[test]
-fn an_rlock_held_twice_by_a_killed_process_is_taken_over_once() {
-    let rlock = RLock::new().unwrap();
-    let held = Event::new().unwrap();
-    let child = Process::new(hold_rlock_twice, (rlock.clone(), held.clone()));
-    let _child = kill_holder(child, &held, true);
-    assert!(rlock.acquire_timeout(BOUND));
-    assert!(rlock.owner_died());
-    assert_eq!(format!("{rlock:?}"), "<RLock(MainProcess, 1)>");
-    // One release frees it: the dead process's count is not inherited.
-    rlock.release().unwrap();
-    assert!(!rlock.locked());
 }
 
 // ---------------------------------------------------------------------------
@@ -337,19 +229,6 @@ fn an_empty_semaphore_times_out() {
     assert!(start.elapsed() >= Duration::from_millis(100));
 }
 
-#[test]
-fn a_semaphore_release_wakes_a_waiting_process() {
-    let sem = Semaphore::new(0).unwrap();
-    let s = sem.clone();
-    let child = start(Process::from_closure(move || {
-        assert!(s.acquire_timeout(BOUND))
-    }));
-    thread::sleep(Duration::from_millis(20));
-    sem.release().unwrap();
-    assert_eq!(finish(child), 0);
-    assert_eq!(sem.get_value(), 0);
-}
-
 fn admit(sem: Semaphore, inside: Value<u32>, most: Value<u32>) {
     for _ in 0..3 {
         assert!(sem.acquire());
@@ -363,32 +242,6 @@ fn admit(sem: Semaphore, inside: Value<u32>, most: Value<u32>) {
         *inside.lock() -= 1;
         sem.release().unwrap();
     }
-}
-
-#[test]
-fn semaphore_of_three_never_admits_a_fourth_process() {
-    let sem = Semaphore::new(3).unwrap();
-    let inside = Value::new(0u32).unwrap();
-    let most = Value::new(0u32).unwrap();
-    let children: Vec<Process> = (0..6)
-        .map(|_| {
-            start(Process::new(
-                admit,
-                (sem.clone(), inside.clone(), most.clone()),
-            ))
-        })
-        .collect();
-    for child in children {
-        assert_eq!(finish(child), 0);
-    }
-    assert!(
-        most.get() <= 3,
-        "{} processes were inside at once",
-        most.get()
-    );
-    assert!(most.get() >= 1);
-    assert_eq!(inside.get(), 0);
-    assert_eq!(sem.get_value(), 3);
 }
 
 // ---------------------------------------------------------------------------
@@ -465,20 +318,6 @@ fn wait_for_notify(cond: Condition, ready: Event) {
     assert!(cond.wait_timeout(BOUND).unwrap(), "never notified");
 }
 
-#[test]
-fn a_condition_is_notified_across_processes() {
-    let cond = Condition::new(None).unwrap();
-    let ready = Event::new().unwrap();
-    let child = start(Process::new(wait_for_notify, (cond.clone(), ready.clone())));
-    assert!(ready.wait_timeout(BOUND));
-    {
-        // Taking the lock means the child is inside wait(): it released it there.
-        let _g = cond.lock();
-        cond.notify(1).unwrap();
-    }
-    assert_eq!(finish(child), 0);
-}
-
 fn count_wakeups(cond: Condition, sleeping: Value<u32>, woken: Value<u32>) {
     let _g = cond.lock();
     sleeping.set(sleeping.get() + 1);
@@ -495,136 +334,6 @@ fn until(what: impl Fn() -> bool) {
         assert!(start.elapsed() < BOUND, "condition never reached");
         thread::sleep(Duration::from_millis(5));
     }
-}
-
-#[test]
-fn notify_n_wakes_exactly_n_waiters_across_processes_and_threads() {
-    let cond = Condition::new(None).unwrap();
-    let sleeping = Value::new(0u32).unwrap();
-    let woken = Value::new(0u32).unwrap();
-    let children: Vec<Process> = (0..3)
-        .map(|_| {
-            start(Process::new(
-                count_wakeups,
-                (cond.clone(), sleeping.clone(), woken.clone()),
-            ))
-        })
-        .collect();
-    let threads: Vec<_> = (0..3)
-        .map(|_| {
-            let (c, s, w) = (cond.clone(), sleeping.clone(), woken.clone());
-            thread::spawn(move || count_wakeups(c, s, w))
-        })
-        .collect();
-    until(|| sleeping.get() == 6);
-    let notify = |n| {
-        let _g = cond.lock();
-        cond.notify(n).unwrap();
-    };
-    assert_eq!(woken.get(), 0);
-    notify(2);
-    until(|| woken.get() >= 2);
-    thread::sleep(Duration::from_millis(100));
-    assert_eq!(woken.get(), 2, "notify(2) woke more than 2");
-    notify(4);
-    until(|| woken.get() >= 6);
-    notify(3);
-    thread::sleep(Duration::from_millis(50));
-    assert_eq!(woken.get(), 6);
-    for child in children {
-        assert_eq!(finish(child), 0);
-    }
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(format!("{cond:?}"), "<Condition(<RLock(None, 0)>, 0)>");
-}
-
-#[test]
-fn notify_all_skips_timed_out_waiters_and_wakes_the_rest() {
-    let cond = Condition::new(None).unwrap();
-    // Two waiters that time out.
-    let timed: Vec<_> = (0..2)
-        .map(|_| {
-            let c = cond.clone();
-            thread::spawn(move || {
-                let _g = c.lock();
-                assert!(!c.wait_timeout(Duration::from_millis(50)).unwrap());
-            })
-        })
-        .collect();
-    for t in timed {
-        t.join().unwrap();
-    }
-    let sleeping = Value::new(0u32).unwrap();
-    let woken = Value::new(0u32).unwrap();
-    let children: Vec<Process> = (0..3)
-        .map(|_| {
-            start(Process::new(
-                count_wakeups,
-                (cond.clone(), sleeping.clone(), woken.clone()),
-            ))
-        })
-        .collect();
-    until(|| sleeping.get() == 3);
-    {
-        let _g = cond.lock();
-        cond.notify_all().unwrap();
-    }
-    for child in children {
-        assert_eq!(finish(child), 0);
-    }
-    assert_eq!(woken.get(), 3);
-}
-
-#[test]
-fn wait_for_returns_the_predicate_or_times_out() {
-    let cond = Condition::new(None).unwrap();
-    let state = Value::new(0u32).unwrap();
-    let (c, s) = (cond.clone(), state.clone());
-    let child = start(Process::from_closure(move || {
-        for _ in 0..4 {
-            thread::sleep(Duration::from_millis(5));
-            let _g = c.lock();
-            s.set(s.get() + 1);
-            c.notify(1).unwrap();
-        }
-    }));
-    {
-        let _g = cond.lock();
-        assert!(cond.wait_for(|| state.get() == 4, Some(BOUND)).unwrap());
-    }
-    assert_eq!(finish(child), 0);
-    let _g = cond.lock();
-    let start = Instant::now();
-    assert!(
-        !cond
-            .wait_for(|| state.get() == 5, Some(Duration::from_millis(100)))
-            .unwrap()
-    );
-    assert!(start.elapsed() >= Duration::from_millis(100));
-}
-
-#[test]
-fn a_waiter_that_died_does_not_swallow_a_notify() {
-    let cond = Condition::new(None).unwrap();
-    let ready = Event::new().unwrap();
-    // The first waiter (the oldest) is killed while waiting.
-    let mut doomed = start(Process::new(wait_for_notify, (cond.clone(), ready.clone())));
-    assert!(ready.wait_timeout(BOUND));
-    {
-        let _g = cond.lock(); // it is inside wait()
-    }
-    doomed.kill().unwrap();
-    doomed.join().unwrap();
-    ready.clear();
-    let survivor = start(Process::new(wait_for_notify, (cond.clone(), ready.clone())));
-    assert!(ready.wait_timeout(BOUND));
-    {
-        let _g = cond.lock();
-        cond.notify(1).unwrap();
-    }
-    assert_eq!(finish(survivor), 0, "the notify went to the dead waiter");
 }
 
 // ---------------------------------------------------------------------------
@@ -653,32 +362,6 @@ fn set_later(ev: Event) {
     ev.set();
 }
 
-#[test]
-fn an_event_set_by_a_child_wakes_the_parent() {
-    let ev = Event::new().unwrap();
-    let child = start(Process::new(set_later, (ev.clone(),)));
-    assert!(ev.wait_timeout(BOUND));
-    assert_eq!(finish(child), 0);
-}
-
-#[test]
-fn an_event_wakes_every_waiter() {
-    let ev = Event::new().unwrap();
-    let children: Vec<Process> = (0..3)
-        .map(|_| {
-            let e = ev.clone();
-            start(Process::from_closure(move || {
-                assert!(e.wait_timeout(BOUND))
-            }))
-        })
-        .collect();
-    thread::sleep(Duration::from_millis(20));
-    ev.set();
-    for child in children {
-        assert_eq!(finish(child), 0);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Barrier
 // ---------------------------------------------------------------------------
@@ -695,29 +378,6 @@ fn barrier_party(barrier: Barrier, arrived: Value<u32>, indices: Value<u32>) {
         // The next pass must not start before everyone has left this one.
         barrier.wait().unwrap();
     }
-}
-
-#[test]
-fn a_barrier_of_three_processes_advances_in_lockstep() {
-    let barrier = Barrier::new(3, None, None).unwrap();
-    let arrived = Value::new(0u32).unwrap();
-    let indices = Value::new(0u32).unwrap();
-    let children: Vec<Process> = (0..3)
-        .map(|_| {
-            start(Process::new(
-                barrier_party,
-                (barrier.clone(), arrived.clone(), indices.clone()),
-            ))
-        })
-        .collect();
-    for child in children {
-        assert_eq!(finish(child), 0);
-    }
-    assert_eq!(arrived.get(), 9);
-    // Each pass gave out the indices 0, 1 and 2 exactly once.
-    assert_eq!(indices.get(), 0x03_03_03);
-    assert_eq!(barrier.n_waiting(), 0);
-    assert!(!barrier.broken());
 }
 
 static ACTIONS: AtomicUsize = AtomicUsize::new(0);
@@ -788,25 +448,6 @@ fn reset_breaks_current_waiters() {
     barrier.reset();
     assert!(matches!(waiter.join().unwrap(), Err(Error::BrokenBarrier)));
     assert!(!barrier.broken());
-}
-
-#[test]
-fn a_barrier_timeout_breaks_it_for_every_party_across_processes() {
-    let barrier = Barrier::new(3, None, None).unwrap();
-    let b = barrier.clone();
-    // This party has no timeout: it is broken by the other's.
-    let patient = start(Process::from_closure(move || {
-        assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
-    }));
-    until(|| barrier.n_waiting() == 1);
-    let start_at = Instant::now();
-    assert!(matches!(
-        barrier.wait_timeout(Duration::from_millis(100)),
-        Err(Error::BrokenBarrier)
-    ));
-    assert!(start_at.elapsed() >= Duration::from_millis(100));
-    assert_eq!(finish(patient), 0);
-    assert!(barrier.broken());
 }
 
 #[test]
@@ -929,32 +570,427 @@ fn every_handle_is_send_clone_and_serde() {
     check::<Barrier>();
 }
 
-#[test]
-fn reprs_follow_python() {
-    let lock = Lock::new().unwrap();
-    assert_eq!(format!("{lock:?}"), "<Lock(owner=None)>");
-    let rlock = RLock::new().unwrap();
-    assert_eq!(format!("{rlock:?}"), "<RLock(None, 0)>");
-    let sem = Semaphore::new(3).unwrap();
-    assert_eq!(format!("{sem:?}"), "<Semaphore(value=3)>");
-    let l2 = Arc::new(lock.clone());
-    l2.acquire();
-    let seen = thread::spawn(move || format!("{:?}", *l2)).join().unwrap();
-    assert_eq!(seen, "<Lock(owner=SomeOtherThread)>");
-    let (l3, r3) = (lock.clone(), rlock.clone());
+// ---------------------------------------------------------------------------
+// Across processes, under every start method
+// ---------------------------------------------------------------------------
+
+/// A process of `method` that calls `target(args)`.
+fn process<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
+    get_context(method).process(target, args)
+}
+
+fn hold_until_go(lock: Lock, held: Event, go: Event) {
+    let _guard = lock.lock();
+    held.set();
+    assert!(go.wait_timeout(BOUND));
+}
+
+fn take_over(lock: Lock, got: Event) {
+    assert!(lock.acquire());
+    assert!(lock.owner_died());
+    got.set();
     lock.release().unwrap();
-    let child = start(Process::from_closure(move || {
-        l3.acquire();
-        r3.acquire();
-        r3.acquire();
-        loop {
-            thread::park();
+}
+
+fn acquire_one(sem: Semaphore) {
+    assert!(sem.acquire_timeout(BOUND));
+}
+
+fn count_to_four(cond: Condition, state: Value<u32>) {
+    for _ in 0..4 {
+        thread::sleep(Duration::from_millis(5));
+        let _g = cond.lock();
+        state.set(state.get() + 1);
+        cond.notify(1).unwrap();
+    }
+}
+
+fn wait_event(ev: Event) {
+    assert!(ev.wait_timeout(BOUND));
+}
+
+fn wait_broken(barrier: Barrier) {
+    assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier)));
+}
+
+fn hold_both(lock: Lock, rlock: RLock) {
+    lock.acquire();
+    rlock.acquire();
+    rlock.acquire();
+    loop {
+        thread::park();
+    }
+}
+
+/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
+/// `fn NAME(method: StartMethod)`.
+macro_rules! per_method {
+    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
+        $(fn $name($m: StartMethod) $body)*
+
+        mod fork {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
         }
-    }));
-    until(|| rlock.locked() && lock.locked());
-    assert_eq!(format!("{lock:?}"), "<Lock(owner=SomeOtherProcess)>");
-    assert_eq!(format!("{rlock:?}"), "<RLock(SomeOtherProcess, nonzero)>");
-    let mut child = child;
-    child.kill().unwrap();
-    child.join().unwrap();
+        mod spawn {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
+        }
+        mod forkserver {
+            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
+        }
+    };
+}
+
+per_method! {
+    fn another_process_may_release_a_lock(method: StartMethod) {
+        let lock = Lock::new().unwrap();
+        lock.acquire();
+        assert_eq!(run(process(method, release_lock, (lock.clone(),))), 0);
+        assert!(lock.try_acquire(), "the child's release freed the lock");
+    }
+
+    fn a_lock_excludes_another_process_until_released(method: StartMethod) {
+        let lock = Lock::new().unwrap();
+        let (held, go) = (Event::new().unwrap(), Event::new().unwrap());
+        let child = start(process(
+            method,
+            hold_until_go,
+            (lock.clone(), held.clone(), go.clone()),
+        ));
+        assert!(held.wait_timeout(BOUND));
+        assert!(!lock.try_acquire(), "the child holds it");
+        go.set();
+        assert!(
+            lock.acquire_timeout(BOUND),
+            "released when the child's guard dropped"
+        );
+        assert_eq!(finish(child), 0);
+    }
+
+    fn a_lock_held_by_a_killed_process_is_taken_over(method: StartMethod) {
+        let lock = Lock::new().unwrap();
+        let held = Event::new().unwrap();
+        let child = process(method, hold_forever, (lock.clone(), held.clone()));
+        let _child = kill_holder(child, &held, true);
+        let start = Instant::now();
+        assert!(
+            lock.acquire_timeout(BOUND),
+            "the dead holder's lock was never freed"
+        );
+        assert!(start.elapsed() < BOUND);
+        assert!(lock.owner_died());
+        lock.release().unwrap();
+        // A normal acquire afterwards is not a take-over.
+        assert!(lock.try_acquire());
+        assert!(!lock.owner_died());
+    }
+
+    fn a_lock_held_by_a_killed_unreaped_process_is_taken_over(method: StartMethod) {
+        // The holder is a zombie while we wait: it must count as dead.
+        let lock = Lock::new().unwrap();
+        let held = Event::new().unwrap();
+        let child = process(method, hold_forever, (lock.clone(), held.clone()));
+        let mut child = kill_holder(child, &held, false);
+        let guard = lock.lock();
+        assert!(guard.owner_died());
+        drop(guard);
+        child.join().unwrap();
+    }
+
+    fn a_blocked_acquirer_is_released_when_the_holder_is_killed(method: StartMethod) {
+        let lock = Lock::new().unwrap();
+        let held = Event::new().unwrap();
+        let mut holder = start(process(method, hold_forever, (lock.clone(), held.clone())));
+        assert!(held.wait_timeout(BOUND));
+        let got = Event::new().unwrap();
+        let waiter = start(process(method, take_over, (lock.clone(), got.clone())));
+        thread::sleep(Duration::from_millis(30));
+        assert!(
+            !got.is_set(),
+            "the waiter must block while the holder lives"
+        );
+        holder.kill().unwrap();
+        holder.join().unwrap();
+        assert_eq!(finish(waiter), 0);
+        assert!(got.is_set());
+    }
+
+    fn rlock_release_by_another_process_is_refused(method: StartMethod) {
+        let rlock = RLock::new().unwrap();
+        rlock.acquire();
+        assert_eq!(
+            run(process(method, release_foreign_rlock, (rlock.clone(),))),
+            0
+        );
+        // The owner keeps the lock and can release it.
+        assert!(rlock.locked());
+        rlock.release().unwrap();
+        assert!(!rlock.locked());
+    }
+
+    fn an_rlock_held_twice_by_a_killed_process_is_taken_over_once(method: StartMethod) {
+        let rlock = RLock::new().unwrap();
+        let held = Event::new().unwrap();
+        let child = process(method, hold_rlock_twice, (rlock.clone(), held.clone()));
+        let _child = kill_holder(child, &held, true);
+        assert!(rlock.acquire_timeout(BOUND));
+        assert!(rlock.owner_died());
+        // The owner is this process; the repr names the thread too unless it is the
+        // one the library took for the main thread (the first to ask, in a test
+        // binary whichever test asked first).
+        let repr = format!("{rlock:?}");
+        let thread = thread::current().name().unwrap_or("Thread").to_string();
+        assert!(
+            repr == "<RLock(MainProcess, 1)>" || repr == format!("<RLock(MainProcess|{thread}, 1)>"),
+            "{repr}"
+        );
+        // One release frees it: the dead process's count is not inherited.
+        rlock.release().unwrap();
+        assert!(!rlock.locked());
+    }
+
+    fn a_semaphore_release_wakes_a_waiting_process(method: StartMethod) {
+        let sem = Semaphore::new(0).unwrap();
+        let child = start(process(method, acquire_one, (sem.clone(),)));
+        thread::sleep(Duration::from_millis(20));
+        sem.release().unwrap();
+        assert_eq!(finish(child), 0);
+        assert_eq!(sem.get_value(), 0);
+    }
+
+    fn semaphore_of_three_never_admits_a_fourth_process(method: StartMethod) {
+        let sem = Semaphore::new(3).unwrap();
+        let inside = Value::new(0u32).unwrap();
+        let most = Value::new(0u32).unwrap();
+        let children: Vec<Process> = (0..6)
+            .map(|_| {
+                start(process(method,
+                    admit,
+                    (sem.clone(), inside.clone(), most.clone()),
+                ))
+            })
+            .collect();
+        for child in children {
+            assert_eq!(finish(child), 0);
+        }
+        assert!(
+            most.get() <= 3,
+            "{} processes were inside at once",
+            most.get()
+        );
+        assert!(most.get() >= 1);
+        assert_eq!(inside.get(), 0);
+        assert_eq!(sem.get_value(), 3);
+    }
+
+    fn a_condition_is_notified_across_processes(method: StartMethod) {
+        let cond = Condition::new(None).unwrap();
+        let ready = Event::new().unwrap();
+        let child = start(process(method, wait_for_notify, (cond.clone(), ready.clone())));
+        assert!(ready.wait_timeout(BOUND));
+        {
+            // Taking the lock means the child is inside wait(): it released it there.
+            let _g = cond.lock();
+            cond.notify(1).unwrap();
+        }
+        assert_eq!(finish(child), 0);
+    }
+
+    fn notify_n_wakes_exactly_n_waiters_across_processes_and_threads(method: StartMethod) {
+        let cond = Condition::new(None).unwrap();
+        let sleeping = Value::new(0u32).unwrap();
+        let woken = Value::new(0u32).unwrap();
+        let children: Vec<Process> = (0..3)
+            .map(|_| {
+                start(process(method,
+                    count_wakeups,
+                    (cond.clone(), sleeping.clone(), woken.clone()),
+                ))
+            })
+            .collect();
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (c, s, w) = (cond.clone(), sleeping.clone(), woken.clone());
+                thread::spawn(move || count_wakeups(c, s, w))
+            })
+            .collect();
+        until(|| sleeping.get() == 6);
+        let notify = |n| {
+            let _g = cond.lock();
+            cond.notify(n).unwrap();
+        };
+        assert_eq!(woken.get(), 0);
+        notify(2);
+        until(|| woken.get() >= 2);
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(woken.get(), 2, "notify(2) woke more than 2");
+        notify(4);
+        until(|| woken.get() >= 6);
+        notify(3);
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(woken.get(), 6);
+        for child in children {
+            assert_eq!(finish(child), 0);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(format!("{cond:?}"), "<Condition(<RLock(None, 0)>, 0)>");
+    }
+
+    fn notify_all_skips_timed_out_waiters_and_wakes_the_rest(method: StartMethod) {
+        let cond = Condition::new(None).unwrap();
+        // Two waiters that time out.
+        let timed: Vec<_> = (0..2)
+            .map(|_| {
+                let c = cond.clone();
+                thread::spawn(move || {
+                    let _g = c.lock();
+                    assert!(!c.wait_timeout(Duration::from_millis(50)).unwrap());
+                })
+            })
+            .collect();
+        for t in timed {
+            t.join().unwrap();
+        }
+        let sleeping = Value::new(0u32).unwrap();
+        let woken = Value::new(0u32).unwrap();
+        let children: Vec<Process> = (0..3)
+            .map(|_| {
+                start(process(method,
+                    count_wakeups,
+                    (cond.clone(), sleeping.clone(), woken.clone()),
+                ))
+            })
+            .collect();
+        until(|| sleeping.get() == 3);
+        {
+            let _g = cond.lock();
+            cond.notify_all().unwrap();
+        }
+        for child in children {
+            assert_eq!(finish(child), 0);
+        }
+        assert_eq!(woken.get(), 3);
+    }
+
+    fn wait_for_returns_the_predicate_or_times_out(method: StartMethod) {
+        let cond = Condition::new(None).unwrap();
+        let state = Value::new(0u32).unwrap();
+        let child = start(process(
+            method,
+            count_to_four,
+            (cond.clone(), state.clone()),
+        ));
+        {
+            let _g = cond.lock();
+            assert!(cond.wait_for(|| state.get() == 4, Some(BOUND)).unwrap());
+        }
+        assert_eq!(finish(child), 0);
+        let _g = cond.lock();
+        let start = Instant::now();
+        assert!(
+            !cond
+                .wait_for(|| state.get() == 5, Some(Duration::from_millis(100)))
+                .unwrap()
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+    }
+
+    fn a_waiter_that_died_does_not_swallow_a_notify(method: StartMethod) {
+        let cond = Condition::new(None).unwrap();
+        let ready = Event::new().unwrap();
+        // The first waiter (the oldest) is killed while waiting.
+        let mut doomed = start(process(method, wait_for_notify, (cond.clone(), ready.clone())));
+        assert!(ready.wait_timeout(BOUND));
+        {
+            let _g = cond.lock(); // it is inside wait()
+        }
+        doomed.kill().unwrap();
+        doomed.join().unwrap();
+        ready.clear();
+        let survivor = start(process(method, wait_for_notify, (cond.clone(), ready.clone())));
+        assert!(ready.wait_timeout(BOUND));
+        {
+            let _g = cond.lock();
+            cond.notify(1).unwrap();
+        }
+        assert_eq!(finish(survivor), 0, "the notify went to the dead waiter");
+    }
+
+    fn an_event_set_by_a_child_wakes_the_parent(method: StartMethod) {
+        let ev = Event::new().unwrap();
+        let child = start(process(method, set_later, (ev.clone(),)));
+        assert!(ev.wait_timeout(BOUND));
+        assert_eq!(finish(child), 0);
+    }
+
+    fn an_event_wakes_every_waiter(method: StartMethod) {
+        let ev = Event::new().unwrap();
+        let children: Vec<Process> = (0..3)
+            .map(|_| start(process(method, wait_event, (ev.clone(),))))
+            .collect();
+        thread::sleep(Duration::from_millis(20));
+        ev.set();
+        for child in children {
+            assert_eq!(finish(child), 0);
+        }
+    }
+
+    fn a_barrier_of_three_processes_advances_in_lockstep(method: StartMethod) {
+        let barrier = Barrier::new(3, None, None).unwrap();
+        let arrived = Value::new(0u32).unwrap();
+        let indices = Value::new(0u32).unwrap();
+        let children: Vec<Process> = (0..3)
+            .map(|_| {
+                start(process(method,
+                    barrier_party,
+                    (barrier.clone(), arrived.clone(), indices.clone()),
+                ))
+            })
+            .collect();
+        for child in children {
+            assert_eq!(finish(child), 0);
+        }
+        assert_eq!(arrived.get(), 9);
+        // Each pass gave out the indices 0, 1 and 2 exactly once.
+        assert_eq!(indices.get(), 0x03_03_03);
+        assert_eq!(barrier.n_waiting(), 0);
+        assert!(!barrier.broken());
+    }
+
+    fn a_barrier_timeout_breaks_it_for_every_party_across_processes(method: StartMethod) {
+        let barrier = Barrier::new(3, None, None).unwrap();
+        // This party has no timeout: it is broken by the other's.
+        let patient = start(process(method, wait_broken, (barrier.clone(),)));
+        until(|| barrier.n_waiting() == 1);
+        let start_at = Instant::now();
+        assert!(matches!(
+            barrier.wait_timeout(Duration::from_millis(100)),
+            Err(Error::BrokenBarrier)
+        ));
+        assert!(start_at.elapsed() >= Duration::from_millis(100));
+        assert_eq!(finish(patient), 0);
+        assert!(barrier.broken());
+    }
+
+    fn reprs_follow_python(method: StartMethod) {
+        let lock = Lock::new().unwrap();
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=None)>");
+        let rlock = RLock::new().unwrap();
+        assert_eq!(format!("{rlock:?}"), "<RLock(None, 0)>");
+        let sem = Semaphore::new(3).unwrap();
+        assert_eq!(format!("{sem:?}"), "<Semaphore(value=3)>");
+        let l2 = Arc::new(lock.clone());
+        l2.acquire();
+        let seen = thread::spawn(move || format!("{:?}", *l2)).join().unwrap();
+        assert_eq!(seen, "<Lock(owner=SomeOtherThread)>");
+        lock.release().unwrap();
+        let child = start(process(method, hold_both, (lock.clone(), rlock.clone())));
+        until(|| rlock.locked() && lock.locked());
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=SomeOtherProcess)>");
+        assert_eq!(format!("{rlock:?}"), "<RLock(SomeOtherProcess, nonzero)>");
+        let mut child = child;
+        child.kill().unwrap();
+        child.join().unwrap();
+    }
 }
