@@ -62,6 +62,16 @@
 //!   classic trap: a forked child inherits *every* descriptor the parent had open,
 //!   including the parent's own end of the pipe, so a child waiting for end of file
 //!   on its end waits forever. Stop a child with a message, not by closing.
+//! - **Sending handles to a running process.** Over a Unix socket ([`pipe`], or a
+//!   [`Listener`]/[`Client`] on a Unix address), [`send`](Connection::send) may carry
+//!   handles: a `Connection`, a lock, a queue, a shared value. Their descriptors
+//!   travel with the message's first byte (`SCM_RIGHTS`) and
+//!   [`recv`](Connection::recv) turns them into working handles of the receiver;
+//!   the sender keeps its own. CPython can send only a `Connection` this way (by a
+//!   helper thread, `resource_sharer`); an OS pipe or TCP cannot carry descriptors,
+//!   so there such a `send` is an error and nothing is sent.
+//!   [`reduction::send_handle`] and [`reduction::recv_handle`] pass a bare
+//!   descriptor.
 //!
 //! # Authentication
 //!
@@ -228,8 +238,11 @@ impl Connection {
         // Encode straight after room for the short header: one buffer, no copy.
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(&[0; 4]);
-        reduction::encode_into(obj, &mut buf)?;
+        let handles = reduction::encode_with_handles_into(obj, &mut buf)?;
         let len = buf.len() - 4;
+        if !handles.is_empty() {
+            return self.send_with_handles(fd, &buf[4..], &handles);
+        }
         if len <= MAX_SHORT_LEN {
             buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
             sys::socket::write_all_vectored(fd, self.socket, &[&buf])?;
@@ -240,14 +253,47 @@ impl Connection {
         Ok(())
     }
 
+    /// Sends a message whose value holds handles (connections, locks, queues,
+    /// shared values): their descriptors go with its first byte (`SCM_RIGHTS`),
+    /// which only a Unix socket can carry.
+    fn send_with_handles(
+        &self,
+        fd: BorrowedFd<'_>,
+        payload: &[u8],
+        handles: &[OwnedFd],
+    ) -> Result<()> {
+        if !(self.socket && sys::socket::is_unix(fd)) {
+            return Err(Error::invalid(
+                "handles (connections, locks, queues, shared values) can only be sent \
+                 over a Unix-socket connection: pipe() or a Unix-address Listener/Client",
+            ));
+        }
+        let (header, n) = frame_header(payload.len());
+        let mut frame = Vec::with_capacity(n + payload.len());
+        frame.extend_from_slice(&header[..n]);
+        frame.extend_from_slice(payload);
+        let handles: Vec<BorrowedFd<'_>> = handles.iter().map(AsFd::as_fd).collect();
+        let sent = sys::scm::send_with_fds(fd, &frame, &handles)?;
+        sys::socket::write_all_vectored(fd, true, &[&frame[sent..]])?;
+        Ok(())
+    }
+
     /// Receives a message sent by [`send`](Connection::send) and decodes it as a `T`
     /// (Python: `recv()`). Blocks until a whole message has arrived.
+    ///
+    /// On a Unix socket the message may carry handles: a `Connection`, a lock, a
+    /// queue or a shared value sent by the peer arrives as a working handle of this
+    /// process (Python pickles a `Connection` with `DupFd` for the same effect).
     ///
     /// Errors: [`Error::Eof`] when the peer has closed and nothing is left;
     /// [`Error::Codec`] when the bytes are not a `T`.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
-        let buf = self.recv_message(None)?;
-        reduction::decode(&buf)
+        if !self.socket {
+            return reduction::decode(&self.recv_message(None)?);
+        }
+        let mut handles = Vec::new();
+        let buf = self.recv_message_with_handles(None, Some(&mut handles))?;
+        reduction::decode_with_handles(&buf, handles)
     }
 
     /// Sends `buf` as one message (Python: `send_bytes(buf)`).
@@ -301,7 +347,7 @@ impl Connection {
         if offset > buf.len() {
             return Err(Error::invalid("offset too large"));
         }
-        let len = self.recv_len(fd)?;
+        let len = self.recv_len(fd, None)?;
         let room = buf.len() - offset;
         match usize::try_from(len) {
             Ok(n) if n <= room => {
@@ -317,8 +363,18 @@ impl Connection {
     }
 
     fn recv_message(&self, maxlength: Option<usize>) -> Result<Vec<u8>> {
+        self.recv_message_with_handles(maxlength, None)
+    }
+
+    /// Receives one message; with `handles`, also the descriptors that came with it
+    /// (without, the kernel closes any that did).
+    fn recv_message_with_handles(
+        &self,
+        maxlength: Option<usize>,
+        handles: Option<&mut Vec<OwnedFd>>,
+    ) -> Result<Vec<u8>> {
         let fd = self.check_readable()?;
-        let len = self.recv_len(fd)?;
+        let len = self.recv_len(fd, handles)?;
         if let Some(max) = maxlength
             && len > max as u64
         {
@@ -334,9 +390,13 @@ impl Connection {
     }
 
     /// Reads a frame header and returns the payload length.
-    fn recv_len(&self, fd: BorrowedFd<'_>) -> Result<u64> {
+    fn recv_len(&self, fd: BorrowedFd<'_>, handles: Option<&mut Vec<OwnedFd>>) -> Result<u64> {
         let mut short = [0u8; 4];
-        read_exact(fd, &mut short)?;
+        match handles {
+            // Descriptors sent with a message come with its first byte.
+            Some(handles) => read_exact_with_fds(fd, &mut short, handles)?,
+            None => read_exact(fd, &mut short)?,
+        }
         match u32::from_be_bytes(short) {
             LARGE_MARKER => {
                 let mut long = [0u8; 8];
@@ -456,6 +516,20 @@ fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
         match sys::socket::read(fd, &mut buf[done..]).map_err(read_error)? {
+            0 => return Err(Error::Eof),
+            n => done += n,
+        }
+    }
+    Ok(())
+}
+
+/// [`read_exact`] on a Unix socket, keeping the descriptors that come with the bytes.
+fn read_exact_with_fds(fd: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let (n, received) = sys::scm::recv_with_fds(fd, &mut buf[done..]).map_err(read_error)?;
+        fds.extend(received);
+        match n {
             0 => return Err(Error::Eof),
             n => done += n,
         }

@@ -322,10 +322,10 @@ mod tests {
         let a = Block::new(8).unwrap();
         let b = Block::new(8).unwrap();
         a.u32_at(0).store(5, Ordering::Relaxed);
-        let (bytes, fds) = reduction::encode_for_child(&(a.clone(), b.clone())).unwrap();
+        let (bytes, fds) = reduction::encode_with_handles(&(a.clone(), b.clone())).unwrap();
         assert_eq!(fds.len(), 2);
         // Decoding in the same process finds the arena already mapped.
-        let (a2, b2): (Block, Block) = reduction::decode_in_child(&bytes, fds).unwrap();
+        let (a2, b2): (Block, Block) = reduction::decode_with_handles(&bytes, fds).unwrap();
         assert!(a2.same_as(&a) && b2.same_as(&b));
         assert_eq!(a2.u32_at(0).load(Ordering::Relaxed), 5);
     }
@@ -333,8 +333,8 @@ mod tests {
     #[test]
     fn a_received_arena_is_mapped_once() {
         let big = Block::new(LARGE_BLOCK * 2).unwrap();
-        let (bytes, fds) = reduction::encode_for_child(&(big.clone(), big.sub(64, 8))).unwrap();
-        let (x, y): (Block, Block) = reduction::decode_in_child(&bytes, fds).unwrap();
+        let (bytes, fds) = reduction::encode_with_handles(&(big.clone(), big.sub(64, 8))).unwrap();
+        let (x, y): (Block, Block) = reduction::decode_with_handles(&bytes, fds).unwrap();
         assert!(Arc::ptr_eq(&x.arena, &y.arena));
         assert!(!Arc::ptr_eq(&x.arena, &big.arena));
         big.u64_at(64).store(77, Ordering::Relaxed);

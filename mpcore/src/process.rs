@@ -85,11 +85,11 @@ macro_rules! impl_target {
             }
 
             fn encode_args(args: &($($arg,)*)) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-                reduction::encode_for_child(args)
+                reduction::encode_with_handles(args)
             }
 
             fn decode_args(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<($($arg,)*)> {
-                reduction::decode_in_child(bytes, fds)
+                reduction::decode_with_handles(bytes, fds)
             }
         }
     };
@@ -180,7 +180,7 @@ impl<R: Run> Job for RunJob<R> {
     }
 
     fn prepare(&self, _method: StartMethod) -> Result<Prepared> {
-        let (args, fds) = reduction::encode_for_child(&self.0)?;
+        let (args, fds) = reduction::encode_with_handles(&self.0)?;
         Ok(Prepared {
             entry: spawn::run_entry::<R>,
             args,

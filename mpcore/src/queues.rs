@@ -87,6 +87,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::hint::spin_loop;
 use std::marker::PhantomData;
+use std::ops::Deref;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -910,19 +911,22 @@ struct Core {
     ring: Arc<Ring>,
     /// The pid of the process that created the queue (CPython's `_opid`).
     opid: i32,
+    /// Whether `put` adds an unfinished task (a [`JoinableQueue`]).
+    joinable: bool,
     locals: PerProcess<Arc<Local>>,
 }
 
 impl Core {
-    fn new(maxsize: usize) -> Result<Core> {
+    fn new(maxsize: usize, joinable: bool) -> Result<Core> {
         let ring = Ring::create(maxsize)?;
-        Ok(Core::with_ring(ring, atfork::pid()))
+        Ok(Core::with_ring(ring, atfork::pid(), joinable))
     }
 
-    fn with_ring(ring: Ring, opid: i32) -> Core {
+    fn with_ring(ring: Ring, opid: i32, joinable: bool) -> Core {
         Core {
             ring: Arc::new(ring),
             opid,
+            joinable,
             locals: PerProcess::new(Arc::default()),
         }
     }
@@ -977,7 +981,8 @@ impl Core {
         Ok(())
     }
 
-    fn put(&self, record: Vec<u8>, deadline: Deadline, joinable: bool) -> Result<()> {
+    fn put(&self, record: Vec<u8>, deadline: Deadline) -> Result<()> {
+        let joinable = self.joinable;
         let local = self.check_open()?;
         self.ring.check_broken()?;
         acquire_count(&self.ring, deadline)?;
@@ -1023,17 +1028,28 @@ impl Core {
         self.local().join_cancelled.store(true, Ordering::SeqCst);
     }
 
-    fn serialize<S: Serializer>(&self, what: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    fn name(&self) -> &'static str {
+        if self.joinable {
+            "JoinableQueue"
+        } else {
+            "Queue"
+        }
+    }
+
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(2)?;
-        t.serialize_element(&FdRef(what, self.ring.map.fd()))?;
+        t.serialize_element(&FdRef(self.name(), self.ring.map.fd()))?;
         t.serialize_element(&self.opid)?;
         t.end()
     }
 
-    fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Core, D::Error> {
+    fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+        joinable: bool,
+    ) -> std::result::Result<Core, D::Error> {
         let (fd, opid) = <(FdOwned, i32)>::deserialize(d)?;
         let ring = Ring::from_fd(fd.0).map_err(D::Error::custom)?;
-        Ok(Core::with_ring(ring, opid))
+        Ok(Core::with_ring(ring, opid, joinable))
     }
 }
 
@@ -1049,7 +1065,7 @@ impl Drop for Core {
 
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue")
+        f.debug_struct(self.name())
             .field("qsize", &self.qsize())
             .field("maxsize", &self.ring.maxsize())
             .finish()
@@ -1117,6 +1133,15 @@ impl<T> Clone for Queue<T> {
     }
 }
 
+impl<T> Queue<T> {
+    fn from_core(core: Core) -> Self {
+        Queue {
+            core: Arc::new(core),
+            _items: PhantomData,
+        }
+    }
+}
+
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.core.fmt(f)
@@ -1132,30 +1157,26 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// A queue that holds at most `maxsize` items; 0 means unbounded (Python:
     /// `Queue(maxsize)`).
     pub fn with_maxsize(maxsize: usize) -> Result<Self> {
-        Ok(Queue {
-            core: Arc::new(Core::new(maxsize)?),
-            _items: PhantomData,
-        })
+        Ok(Queue::from_core(Core::new(maxsize, false)?))
     }
 
     /// Puts `item` (Python: `put(item)`). On an unbounded queue this never waits for
     /// a reader; on a full bounded one it waits for room. Errors after
     /// [`close`](Queue::close).
     pub fn put(&self, item: T) -> Result<()> {
-        self.core.put(encode_item(&item)?, Deadline::Never, false)
+        self.core.put(encode_item(&item)?, Deadline::Never)
     }
 
     /// Puts `item`, waiting at most `timeout` for room (Python: `put(item,
     /// timeout=t)`): [`Error::Full`] if there is none by then.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.core
-            .put(encode_item(&item)?, Deadline::after(timeout), false)
+        self.core.put(encode_item(&item)?, Deadline::after(timeout))
     }
 
     /// Puts `item` only if there is room now (Python: `put_nowait(item)`):
     /// [`Error::Full`] otherwise.
     pub fn put_nowait(&self, item: T) -> Result<()> {
-        self.core.put(encode_item(&item)?, Deadline::now(), false)
+        self.core.put(encode_item(&item)?, Deadline::now())
     }
 
     /// Removes and returns the oldest item, waiting as long as it takes (Python:
@@ -1216,16 +1237,13 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 /// `Queue.__getstate__`, which refuses outside a child's start as this does).
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.core.serialize("Queue", s)
+        self.core.serialize(s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Queue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Queue {
-            core: Arc::new(Core::deserialize(d)?),
-            _items: PhantomData,
-        })
+        Ok(Queue::from_core(Core::deserialize(d, false)?))
     }
 }
 
@@ -1247,22 +1265,30 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// # Ok::<(), mpcore::Error>(())
 /// ```
 pub struct JoinableQueue<T> {
-    core: Arc<Core>,
-    _items: PhantomData<fn(T) -> T>,
+    queue: Queue<T>,
 }
 
 impl<T> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
         JoinableQueue {
-            core: Arc::clone(&self.core),
-            _items: PhantomData,
+            queue: self.queue.clone(),
         }
     }
 }
 
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.fmt(f)
+        self.queue.fmt(f)
+    }
+}
+
+/// Every [`Queue`] method works on a `JoinableQueue` (Python: `JoinableQueue` is a
+/// subclass of `Queue`); its puts, from any handle, add an unfinished task.
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
     }
 }
 
@@ -1275,77 +1301,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     /// A joinable queue of at most `maxsize` items; 0 means unbounded.
     pub fn with_maxsize(maxsize: usize) -> Result<Self> {
         Ok(JoinableQueue {
-            core: Arc::new(Core::new(maxsize)?),
-            _items: PhantomData,
+            queue: Queue::from_core(Core::new(maxsize, true)?),
         })
-    }
-
-    /// As [`Queue::put`]; also adds an unfinished task.
-    pub fn put(&self, item: T) -> Result<()> {
-        self.core.put(encode_item(&item)?, Deadline::Never, true)
-    }
-
-    /// As [`Queue::put_timeout`]; also adds an unfinished task.
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.core
-            .put(encode_item(&item)?, Deadline::after(timeout), true)
-    }
-
-    /// As [`Queue::put_nowait`]; also adds an unfinished task.
-    pub fn put_nowait(&self, item: T) -> Result<()> {
-        self.core.put(encode_item(&item)?, Deadline::now(), true)
-    }
-
-    /// As [`Queue::get`].
-    pub fn get(&self) -> Result<T> {
-        reduction::decode(&self.core.get(Deadline::Never)?)
-    }
-
-    /// As [`Queue::get_timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        reduction::decode(&self.core.get(Deadline::after(timeout))?)
-    }
-
-    /// As [`Queue::get_nowait`].
-    pub fn get_nowait(&self) -> Result<T> {
-        reduction::decode(&self.core.get(Deadline::now())?)
-    }
-
-    /// As [`Queue::qsize`].
-    pub fn qsize(&self) -> usize {
-        self.core.qsize()
-    }
-
-    /// As [`Queue::empty`].
-    pub fn empty(&self) -> bool {
-        self.core.qsize() == 0
-    }
-
-    /// As [`Queue::full`].
-    pub fn full(&self) -> bool {
-        self.core.full()
-    }
-
-    /// As [`Queue::close`].
-    pub fn close(&self) {
-        self.core.close();
-    }
-
-    /// As [`Queue::join_thread`].
-    pub fn join_thread(&self) {
-        self.core.join_thread();
-    }
-
-    /// As [`Queue::cancel_join_thread`].
-    pub fn cancel_join_thread(&self) {
-        self.core.cancel_join_thread();
     }
 
     /// Marks one task got from the queue as done (Python: `task_done()`). Called
     /// more times than items were put, it fails with
     /// "task_done() called too many times".
     pub fn task_done(&self) -> Result<()> {
-        let ring = &self.core.ring;
+        let ring = &self.queue.core.ring;
         let unfinished = ring.u64(OFF_UNFINISHED);
         match unfinished.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
             Err(_) => Err(Error::invalid("task_done() called too many times")),
@@ -1360,7 +1324,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     /// Waits until every item put has been marked done with
     /// [`task_done`](JoinableQueue::task_done) (Python: `join()`).
     pub fn join(&self) -> Result<()> {
-        let ring = &self.core.ring;
+        let ring = &self.queue.core.ring;
         let unfinished = ring.u64(OFF_UNFINISHED);
         ring.sleep_until(
             OFF_UNFINISHED_SEQ,
@@ -1375,15 +1339,14 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
 
 impl<T> Serialize for JoinableQueue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.core.serialize("JoinableQueue", s)
+        self.queue.core.serialize(s)
     }
 }
 
 impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(JoinableQueue {
-            core: Arc::new(Core::deserialize(d)?),
-            _items: PhantomData,
+            queue: Queue::from_core(Core::deserialize(d, true)?),
         })
     }
 }

@@ -11,13 +11,15 @@
 //! # Handles
 //!
 //! Types that own a file descriptor (a `Connection`, the shared page of a `Lock`, a
-//! queue) can be passed to a child as part of its arguments. While a child's start
-//! is being prepared ([`encode_for_child`]), [`serialize_fd`] duplicates the
-//! descriptor into a list that travels with the child (inherited across `exec`, or
-//! sent over `SCM_RIGHTS` to the fork server) and encodes its index; in the child,
-//! [`deserialize_fd`] turns the index back into a descriptor. Encoding a handle at
-//! any other time is an error, as Python's "Lock objects should only be shared
-//! between processes through inheritance".
+//! queue) can be passed to a child as part of its arguments, or sent to another
+//! process over a Unix-socket `Connection`. While such a value is encoded
+//! ([`encode_with_handles`]), [`serialize_fd`] duplicates the descriptor into a list
+//! that travels beside the bytes (inherited across `exec`, or sent with
+//! `SCM_RIGHTS` to the fork server or the peer of a connection) and encodes its
+//! index; on the receiving side, [`decode_with_handles`] gives [`deserialize_fd`]
+//! the descriptors that arrived, and it turns the index back into one. Encoding a
+//! handle anywhere else (a queue item, a plain [`encode`]) is an error, as Python's
+//! "Lock objects should only be shared between processes through inheritance".
 //!
 //! A type declares what it owns by calling these two functions from its serde
 //! impls:
@@ -36,12 +38,13 @@
 //! ```
 
 use std::cell::RefCell;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 
 /// The largest encoded value mpcore decodes, in bytes (1 TiB).
@@ -117,19 +120,36 @@ thread_local! {
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
 }
 
-/// Encodes a child's arguments, collecting the descriptors of the handles in them.
-/// The descriptors are duplicates owned by the caller, which passes them to the child
-/// and closes its copies once the child has them.
-pub fn encode_for_child<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+/// Runs `encode` while collecting the descriptors of the handles it serializes.
+fn collecting_handles<R>(encode: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let previous = OUTGOING.with(|out| out.borrow_mut().replace(Vec::new()));
-    let encoded = encode(value);
+    let encoded = encode();
     let fds = OUTGOING.with(|out| std::mem::replace(&mut *out.borrow_mut(), previous));
-    Ok((encoded?, fds.unwrap_or_default()))
+    (encoded, fds.unwrap_or_default())
 }
 
-/// Decodes a child's arguments, resolving handle indices to the descriptors in
-/// `fds` (in the order [`encode_for_child`] returned them).
-pub fn decode_in_child<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
+/// Encodes `value` (a child's arguments, or a message for a Unix-socket
+/// connection), collecting the descriptors of the handles in it. The descriptors
+/// are duplicates owned by the caller, which sends them along and closes its copies
+/// once they are delivered.
+pub fn encode_with_handles<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let (encoded, fds) = collecting_handles(|| encode(value));
+    Ok((encoded?, fds))
+}
+
+/// [`encode_with_handles`], appending to `buf`.
+pub fn encode_with_handles_into<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>> {
+    let (encoded, fds) = collecting_handles(|| encode_into(value, buf));
+    encoded.map(|()| fds)
+}
+
+/// Decodes bytes made by [`encode_with_handles`], resolving handle indices to the
+/// descriptors in `fds` (in the order the sender had them). Descriptors the value
+/// does not claim are closed.
+pub fn decode_with_handles<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
     let incoming = fds.into_iter().map(Some).collect();
     let previous = INCOMING.with(|inc| inc.borrow_mut().replace(incoming));
     let decoded = decode(bytes);
@@ -137,10 +157,10 @@ pub fn decode_in_child<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> 
     decoded
 }
 
-/// Serializes a descriptor-owning handle: inside [`encode_for_child`] the descriptor
-/// is duplicated into the list that travels with the child and its index is
-/// encoded; anywhere else this is an error naming `what` ("Lock objects should only
-/// be shared between processes through inheritance").
+/// Serializes a descriptor-owning handle: inside [`encode_with_handles`] the
+/// descriptor is duplicated into the list that travels with the bytes and its index
+/// is encoded; anywhere else this is an error naming `what` ("Lock objects should
+/// only be shared between processes through inheritance").
 pub fn serialize_fd<S: Serializer>(
     what: &str,
     fd: BorrowedFd<'_>,
@@ -151,7 +171,8 @@ pub fn serialize_fd<S: Serializer>(
         let Some(list) = out.as_mut() else {
             return Err(format!(
                 "{what} objects should only be shared between processes through inheritance \
-                 (pass them to a child as arguments of its target)"
+                 (pass them to a child as arguments of its target, or send them over a \
+                 Unix-socket Connection)"
             ));
         };
         let dup = fd
@@ -167,19 +188,64 @@ pub fn serialize_fd<S: Serializer>(
 }
 
 /// Deserializes a descriptor-owning handle serialized by [`serialize_fd`]: takes
-/// the descriptor with the encoded index from those the child received. Each index
-/// can be taken once; a missing or repeated index is an error.
+/// the descriptor with the encoded index from those that arrived with the bytes
+/// (see [`decode_with_handles`]). Each index can be taken once; a missing or
+/// repeated index is an error.
 pub fn deserialize_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Error> {
     let index = u32::deserialize(d)? as usize;
     INCOMING.with(|inc| {
         let mut inc = inc.borrow_mut();
-        let list = inc.as_mut().ok_or_else(|| {
-            D::Error::custom("a handle can only be received by a child as an argument")
-        })?;
+        let list = inc
+            .as_mut()
+            .ok_or_else(|| D::Error::custom("no descriptors came with this handle"))?;
         list.get_mut(index)
             .and_then(Option::take)
             .ok_or_else(|| D::Error::custom(format!("no descriptor for handle {index}")))
     })
+}
+
+/// A descriptor as a value: what [`send_handle`] sends and [`recv_handle`] receives.
+struct Descriptor<F>(F);
+
+impl<F: AsFd> Serialize for Descriptor<F> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_fd("descriptor", self.0.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Descriptor<OwnedFd> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_fd(d).map(Descriptor)
+    }
+}
+
+/// Sends a duplicate of the descriptor `fd` to the process at the other end of
+/// `conn`, a Unix-socket connection (Python: `reduction.send_handle(conn, handle,
+/// destination_pid)`; no pid is needed on Unix). The peer takes it with
+/// [`recv_handle`]; `fd` stays open here.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// let (a, b) = mpcore::pipe()?;
+/// let (mut reader, writer) = std::io::pipe()?;
+/// mpcore::reduction::send_handle(&a, &writer)?;
+/// let received = mpcore::reduction::recv_handle(&b)?;
+/// std::fs::File::from(received).write_all(b"via a passed descriptor")?;
+/// drop(writer);
+/// let mut text = String::new();
+/// reader.read_to_string(&mut text)?;
+/// assert_eq!(text, "via a passed descriptor");
+/// # Ok::<(), mpcore::Error>(())
+/// ```
+pub fn send_handle(conn: &Connection, fd: impl AsFd) -> crate::Result<()> {
+    conn.send(&Descriptor(fd))
+}
+
+/// Receives a descriptor sent with [`send_handle`] (Python:
+/// `reduction.recv_handle(conn)`). A message that came without one is an
+/// [`Error::Codec`] (CPython: `RuntimeError`).
+pub fn recv_handle(conn: &Connection) -> crate::Result<OwnedFd> {
+    conn.recv::<Descriptor<OwnedFd>>().map(|d| d.0)
 }
 
 #[cfg(test)]
@@ -288,9 +354,10 @@ mod tests {
 
     #[test]
     fn handles_travel_by_index_while_a_child_is_prepared() {
-        let (bytes, fds) = encode_for_child(&(7u8, Handle(devnull()), Handle(devnull()))).unwrap();
+        let (bytes, fds) =
+            encode_with_handles(&(7u8, Handle(devnull()), Handle(devnull()))).unwrap();
         assert_eq!(fds.len(), 2);
-        let (n, a, b): (u8, Handle, Handle) = decode_in_child(&bytes, fds).unwrap();
+        let (n, a, b): (u8, Handle, Handle) = decode_with_handles(&bytes, fds).unwrap();
         assert_eq!(n, 7);
         assert_ne!(a.0.as_raw_fd(), b.0.as_raw_fd());
     }
@@ -303,11 +370,11 @@ mod tests {
                 .contains("should only be shared between processes through inheritance"),
             "{err}"
         );
-        let (bytes, _fds) = encode_for_child(&Handle(devnull())).unwrap();
+        let (bytes, _fds) = encode_with_handles(&Handle(devnull())).unwrap();
         // Decoding outside a child, or with the descriptor missing, is an error.
         assert!(matches!(decode::<Handle>(&bytes), Err(Error::Codec(_))));
         assert!(matches!(
-            decode_in_child::<Handle>(&bytes, Vec::new()),
+            decode_with_handles::<Handle>(&bytes, Vec::new()),
             Err(Error::Codec(_))
         ));
     }

@@ -139,7 +139,7 @@ pub(crate) fn target_entry<F: Target<A>, A>(args: &[u8], fds: Vec<OwnedFd>) {
 /// The trampoline of [`Process::from_run`](crate::Process::from_run): decodes the
 /// value and calls its `run`.
 pub(crate) fn run_entry<R: Run>(args: &[u8], fds: Vec<OwnedFd>) {
-    let mut obj: R = reduction::decode_in_child(args, fds)
+    let mut obj: R = reduction::decode_with_handles(args, fds)
         .unwrap_or_else(|err| panic!("cannot decode the process object: {err}"));
     obj.run();
 }

@@ -1,5 +1,6 @@
 //! Connections, pipes, listeners and `wait`: the behaviours of CPython's
-//! `_test_multiprocessing.py` (rows 38-59 of the behaviour catalogue), under fork.
+//! `_test_multiprocessing.py` (rows 38-59 of the behaviour catalogue), under fork,
+//! and those about children under every start method.
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -511,14 +512,14 @@ fn serializing_a_connection_outside_a_child_start_is_refused() {
 fn a_connection_travels_with_a_child_start_by_descriptor() {
     let _serial = serial();
     let (a, b) = pipe().unwrap();
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&b).unwrap();
-    let b2: Connection = mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&b).unwrap();
+    let b2: Connection = mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     drop(b);
     a.send(&"via the copy").unwrap();
     assert_eq!(b2.recv::<String>().unwrap(), "via the copy");
     let (r, _w) = pipe_simplex().unwrap();
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&r).unwrap();
-    let r2: Connection = mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&r).unwrap();
+    let r2: Connection = mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     assert!(r2.readable() && !r2.writable());
 }
 
@@ -807,4 +808,120 @@ fn connections_pass_to_children_under_every_start_method() {
             "{method:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Handles sent over a connection (row 52 of the catalogue).
+
+/// Receives a connection, a queue and a shared value from a running parent, and
+/// uses each of them.
+fn use_received_handles(control: Connection) {
+    let (conn, queue, value): (Connection, mpcore::Queue<String>, mpcore::Value<i32>) =
+        control.recv().unwrap();
+    conn.send("through the received connection").unwrap();
+    queue.put("through the received queue".to_string()).unwrap();
+    *value.lock() = 42;
+    control.send(&"done").unwrap();
+}
+
+#[test]
+fn handles_sent_over_a_connection_work_in_a_running_child() {
+    let _serial = serial();
+    for method in mpcore::get_all_start_methods() {
+        let ctx = mpcore::get_context(method);
+        let (control, child_control) = ctx.pipe().unwrap();
+        let mut p = ctx.process(use_received_handles, (child_control,));
+        p.start().unwrap();
+        // Made after the child started: it can only have them from the message.
+        let (mine, theirs) = ctx.pipe().unwrap();
+        let queue = ctx.queue::<String>().unwrap();
+        let value = ctx.value(0i32).unwrap();
+        control.send(&(&theirs, &queue, &value)).unwrap();
+        assert_eq!(control.recv::<String>().unwrap(), "done", "{method:?}");
+        assert_eq!(
+            mine.recv::<String>().unwrap(),
+            "through the received connection"
+        );
+        assert_eq!(queue.get().unwrap(), "through the received queue");
+        assert_eq!(value.get(), 42, "{method:?}");
+        // The sender's handles still work: what was sent was a duplicate.
+        theirs.send(&1u8).unwrap();
+        assert_eq!(mine.recv::<u8>().unwrap(), 1);
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(0), "{method:?}");
+    }
+}
+
+#[test]
+fn a_large_message_with_a_handle_arrives_whole() {
+    let _serial = serial();
+    let (a, b) = pipe().unwrap();
+    let (x, y) = pipe().unwrap();
+    let big = vec![7u8; 3 << 20];
+    let reader = std::thread::spawn(move || b.recv::<(Vec<u8>, Connection)>().unwrap());
+    a.send(&(&big, &y)).unwrap();
+    let (got, y2) = reader.join().unwrap();
+    assert_eq!(got, big);
+    y2.send_bytes(b"still a connection").unwrap();
+    assert_eq!(x.recv_bytes().unwrap(), b"still a connection");
+}
+
+#[test]
+fn handles_are_refused_where_no_descriptor_can_travel() {
+    let _serial = serial();
+    let lock = mpcore::Lock::new().unwrap();
+    // A one-way OS pipe cannot carry descriptors.
+    let (r, w) = pipe_simplex().unwrap();
+    let err = w.send(&lock).unwrap_err();
+    assert!(err.to_string().contains("Unix-socket"), "{err}");
+    assert!(!r.poll(), "nothing was sent");
+    // Nor can TCP.
+    let listener = Listener::bind(Address::Tcp("127.0.0.1:0".parse().unwrap()), None).unwrap();
+    let client = Client::connect(listener.address(), None).unwrap();
+    let server = listener.accept().unwrap();
+    let err = client.send(&lock).unwrap_err();
+    assert!(err.to_string().contains("Unix-socket"), "{err}");
+    assert!(!server.poll(), "nothing was sent");
+    // A queue item may not hold a handle either (as in CPython).
+    let q = mpcore::Queue::new().unwrap();
+    let err = q.put(lock).unwrap_err();
+    assert!(err.to_string().contains("through inheritance"), "{err}");
+}
+
+#[test]
+fn a_handle_without_its_descriptor_is_a_codec_error() {
+    let _serial = serial();
+    let (a, b) = pipe().unwrap();
+    let (_x, y) = pipe().unwrap();
+    // The bytes of a message holding a connection, sent without the descriptor: a
+    // peer forging handle indices gets an error, not someone else's descriptor.
+    let (bytes, _fds) = mpcore::reduction::encode_with_handles(&y).unwrap();
+    a.send_bytes(&bytes).unwrap();
+    let err = b.recv::<Connection>().unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err:?}");
+    assert!(err.to_string().contains("no descriptor"), "{err}");
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn descriptors_nobody_claims_are_closed() {
+    let _serial = serial();
+    let (a, b) = pipe().unwrap();
+    let (_x, y) = pipe().unwrap();
+    let before = open_descriptors();
+    for _ in 0..20 {
+        // Received as bytes: the kernel drops the descriptors.
+        a.send(&y).unwrap();
+        b.recv_bytes().unwrap();
+        // Received as the wrong type: decoding fails and they are closed.
+        a.send(&(&y, &y)).unwrap();
+        assert!(matches!(b.recv::<u8>(), Err(Error::Codec(_))));
+        // Received and dropped.
+        a.send(&y).unwrap();
+        drop(b.recv::<Connection>().unwrap());
+    }
+    assert_eq!(open_descriptors(), before);
 }

@@ -395,21 +395,21 @@ fn a_queue_travels_with_a_child_start_by_descriptor() {
     let q = Queue::new().unwrap();
     let err = mpcore::reduction::encode(&q).unwrap_err();
     assert!(err.to_string().contains("through inheritance"), "{err}");
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&q).unwrap();
-    let q2: Queue<u64> = mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&q).unwrap();
+    let q2: Queue<u64> = mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     q.put(99u64).unwrap();
     assert_eq!(q2.qsize(), 1);
     assert_eq!(q2.get().unwrap(), 99);
     let jq = JoinableQueue::<u8>::new().unwrap();
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&jq).unwrap();
-    let jq2: JoinableQueue<u8> = mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&jq).unwrap();
+    let jq2: JoinableQueue<u8> = mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     jq2.put(1).unwrap();
     jq.get().unwrap();
     jq.task_done().unwrap();
     jq2.join().unwrap();
     let sq = SimpleQueue::<u8>::new().unwrap();
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&sq).unwrap();
-    let sq2: SimpleQueue<u8> = mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&sq).unwrap();
+    let sq2: SimpleQueue<u8> = mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     sq2.put(3).unwrap();
     assert_eq!(sq.get().unwrap(), 3);
 }

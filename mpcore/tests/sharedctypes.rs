@@ -172,8 +172,8 @@ fn shared_data_travels_by_descriptor_as_for_a_spawned_child() {
         RawValue::new(0.5).unwrap(),
         RawArray::new(&[false, true]).unwrap(),
     );
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&original).unwrap();
-    let (v, a, rv, ra): Shared = mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&original).unwrap();
+    let (v, a, rv, ra): Shared = mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     v.set(7);
     a.set(2, 30).unwrap();
     rv.set(2.5);
@@ -186,8 +186,8 @@ fn shared_data_travels_by_descriptor_as_for_a_spawned_child() {
     let _held = v.get_lock().lock();
     assert!(original.0.get_lock().locked());
     // Wrong element types are refused (the sizes do not match).
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&original.1).unwrap();
-    assert!(mpcore::reduction::decode_in_child::<Array<u8>>(&bytes, fds).is_err());
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&original.1).unwrap();
+    assert!(mpcore::reduction::decode_with_handles::<Array<u8>>(&bytes, fds).is_err());
     // And outside a child's start, handles do not serialize at all.
     assert!(mpcore::reduction::encode(&original.0).is_err());
 }

@@ -534,9 +534,9 @@ fn handles_travel_by_descriptor_as_for_a_spawned_child() {
         Event::new().unwrap(),
         Barrier::new(1, Some(spawned_action), None).unwrap(),
     );
-    let (bytes, fds) = mpcore::reduction::encode_for_child(&original).unwrap();
+    let (bytes, fds) = mpcore::reduction::encode_with_handles(&original).unwrap();
     let (lock, rlock, sem, bsem, cond, ev, barrier): Handles =
-        mpcore::reduction::decode_in_child(&bytes, fds).unwrap();
+        mpcore::reduction::decode_with_handles(&bytes, fds).unwrap();
     assert!(lock.try_acquire());
     assert!(original.0.locked());
     rlock.acquire();

@@ -1,4 +1,5 @@
-//! Passing descriptors over a Unix socket (`SCM_RIGHTS`), for the fork server.
+//! Passing descriptors over a Unix socket (`SCM_RIGHTS`), for the fork server and
+//! for handles sent over a `Connection`.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

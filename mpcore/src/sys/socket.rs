@@ -33,6 +33,11 @@ pub fn is_socket(fd: BorrowedFd<'_>) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `fd` is a Unix-domain socket (the kind that can carry descriptors).
+pub fn is_unix(fd: BorrowedFd<'_>) -> bool {
+    socket::getsockname::<socket::UnixAddr>(fd.as_raw_fd()).is_ok()
+}
+
 /// Writes every byte of `bufs`, in order, as one gathered write where the kernel
 /// takes it all (`sendmsg` with `MSG_NOSIGNAL` on a socket, `writev` otherwise),
 /// continuing after partial writes and `EINTR`.
