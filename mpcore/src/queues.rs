@@ -101,7 +101,7 @@ use crate::error::{Error, Result};
 use crate::reduction;
 use crate::sys::atfork;
 use crate::sys::futex;
-use crate::sys::mapping::SharedMapping;
+use crate::sys::memfd::{self, SharedMapping};
 use crate::util::{self, lock};
 
 // ---------------------------------------------------------------------------
@@ -226,23 +226,24 @@ impl Ring {
     }
 
     /// Maps a ring received from another process, checking that its header is
-    /// one (the capacity used for indexing comes from the mapping's real size).
+    /// one: the capacity it states is a power of two, and the mapping has exactly
+    /// the size `create` gives a ring of that capacity (the header page and the
+    /// data, rounded up to whole pages), so indexing stays inside the data.
     fn from_fd(fd: OwnedFd) -> Result<Ring> {
         atfork::register();
         let map = SharedMapping::from_fd(fd)?;
         let bad = || Error::Codec("not a queue's shared memory".to_string());
-        if map.len() <= HEADER {
+        if map.len() <= HEADER || map.atomic_u32(OFF_MAGIC).load(Ordering::Acquire) != MAGIC {
             return Err(bad());
         }
-        let capacity = map.len() - HEADER;
-        let ring = Ring { map, capacity };
-        if !capacity.is_power_of_two()
-            || ring.u32(OFF_MAGIC).load(Ordering::Acquire) != MAGIC
-            || ring.u64(OFF_CAPACITY).load(Ordering::Relaxed) != capacity as u64
-        {
-            return Err(bad());
-        }
-        Ok(ring)
+        let capacity = usize::try_from(map.atomic_u64(OFF_CAPACITY).load(Ordering::Relaxed))
+            .ok()
+            .filter(|c| {
+                c.is_power_of_two()
+                    && HEADER.checked_add(*c).map(memfd::round_to_pages) == Some(map.len())
+            })
+            .ok_or_else(bad)?;
+        Ok(Ring { map, capacity })
     }
 
     fn u32(&self, offset: usize) -> &AtomicU32 {
@@ -1653,5 +1654,14 @@ mod tests {
         let small = SharedMapping::create("mpcore-test", 100).unwrap();
         let fd = small.fd().try_clone_to_owned().unwrap();
         assert!(Ring::from_fd(fd).is_err());
+        // A real ring whose header states a capacity its size does not have.
+        let ring = Ring::create(0).unwrap();
+        let fd = || ring.map.fd().try_clone_to_owned().unwrap();
+        assert_eq!(Ring::from_fd(fd()).unwrap().capacity, RING_CAPACITY);
+        for forged in [RING_CAPACITY / 2, RING_CAPACITY * 2, RING_CAPACITY - 1] {
+            ring.u64(OFF_CAPACITY)
+                .store(forged as u64, Ordering::Relaxed);
+            assert!(matches!(Ring::from_fd(fd()), Err(Error::Codec(_))));
+        }
     }
 }

@@ -5,22 +5,35 @@
 //! pages belong to the file, so every process that maps it (inherited across fork, or
 //! received as a descriptor by a spawned or forkserver child) sees the same bytes, and
 //! the kernel frees them when the last descriptor and the last mapping are gone:
-//! nothing can leak in `/dev/shm`, whatever way the processes end.
+//! nothing can leak in `/dev/shm`, whatever way the processes end. Its debugging name
+//! (`/memfd:NAME` in `/proc/PID/maps` and `/proc/PID/fd`) starts with `mpcore-`.
 //!
-//! A [`SharedMapping`] only hands out *atomic* views of its bytes (`&AtomicU32`, ...).
-//! Atomics are valid for every bit pattern and may be changed by anyone at any time,
-//! which is exactly what memory shared with other processes is; so every accessor is
-//! safe, and code above `sys` never needs a raw pointer.
+//! A [`SharedMapping`] hands out its bytes in two ways only, both safe to call:
+//!
+//! - *atomic* views (`&AtomicU32`, ..., or a [`SharedAtomic`] handle). Atomics are
+//!   valid for every bit pattern and may be changed by anyone at any time, which is
+//!   exactly what memory shared with other processes is.
+//! - bounds-checked *copies* of byte ranges in and out of private memory
+//!   ([`write`](SharedMapping::write), [`read`](SharedMapping::read),
+//!   [`read_append`](SharedMapping::read_append)), for bulk data such as a queue's
+//!   records. No `&[u8]` into the mapping is ever made, so no Rust reference promises
+//!   bytes that another process may change under it. What the bytes mean, and who
+//!   may touch which bytes when, is the protocol of the caller (the queue ring),
+//!   built on the atomics' acquire/release ordering; a process that breaks it can
+//!   only make the others copy garbage bytes, never read outside the mapping.
+//!
+//! Code above `sys` never needs a raw pointer.
 
 use std::io;
 use std::num::NonZeroUsize;
 use std::ops::Deref;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 
-use nix::sys::mman::{MapFlags, ProtFlags};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
 /// A memfd and its `MAP_SHARED` read-write mapping in this process.
 ///
@@ -31,6 +44,10 @@ use nix::sys::mman::{MapFlags, ProtFlags};
 /// let map = SharedMapping::create("mpcore-example", 4096)?;
 /// map.atomic_u32(8).store(7, Ordering::Relaxed);
 /// assert_eq!(map.atomic_u32(8).load(Ordering::Relaxed), 7);
+/// map.write(100, b"hello");
+/// let mut buf = [0u8; 5];
+/// map.read(100, &mut buf);
+/// assert_eq!(&buf, b"hello");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
@@ -42,52 +59,40 @@ pub struct SharedMapping {
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value; it is only ever
-// accessed through atomics (see the accessors), which are themselves Send + Sync.
+// accessed through atomics (themselves Send + Sync) and bounds-checked copies into
+// or out of the caller's private memory, never through a reference to plain bytes.
 unsafe impl Send for SharedMapping {}
-// SAFETY: as above: shared access goes through `&AtomicUxx` only.
+// SAFETY: as above: `&SharedMapping` exposes only `&AtomicUxx` and copies.
 unsafe impl Sync for SharedMapping {}
 
 impl SharedMapping {
-    /// Creates a zero-filled memfd of `len` bytes (rounded up to whole pages) named
-    /// `name` (visible as `/memfd:NAME` in `/proc/PID/maps`), and maps it.
+    /// Creates a zero-filled, close-on-exec memfd of `len` bytes (rounded up to whole
+    /// pages, see [`round_to_pages`]) named `name` (which should start with `mpcore-`),
+    /// and maps it.
     pub fn create(name: &str, len: usize) -> io::Result<SharedMapping> {
-        let cname = std::ffi::CString::new(name)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))?;
-        // SAFETY: `cname` is a valid NUL-terminated string for the duration of the
-        // call; memfd_create returns a new descriptor or -1.
-        let raw = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let len = round_to_pages(len.max(1));
-        let size = libc::off_t::try_from(len)
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
+        let size = libc::off_t::try_from(round_to_pages(len.max(1)))
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
         nix::unistd::ftruncate(&fd, size)?;
-        SharedMapping::map(fd, len)
+        SharedMapping::from_fd(fd)
     }
 
-    /// Maps a memfd received from another process (its whole size).
+    /// Maps the whole of a memfd (one received from another process, or one
+    /// [`create`](SharedMapping::create) just sized). Its size is whatever the file's
+    /// is: a caller that expects a layout must check [`len`](SharedMapping::len).
     pub fn from_fd(fd: OwnedFd) -> io::Result<SharedMapping> {
         let stat = nix::sys::stat::fstat(&fd)?;
         let len = usize::try_from(stat.st_size)
             .ok()
-            .filter(|&n| n > 0)
+            .and_then(NonZeroUsize::new)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty shared memory"))?;
-        SharedMapping::map(fd, len)
-    }
-
-    fn map(fd: OwnedFd, len: usize) -> io::Result<SharedMapping> {
-        let stat = nix::sys::stat::fstat(&fd)?;
-        let nonzero = NonZeroUsize::new(len).ok_or(io::ErrorKind::InvalidInput)?;
         // SAFETY: a fresh MAP_SHARED mapping at an address the kernel chooses does
-        // not overlap any Rust object. The file is at least `len` bytes long (we
-        // sized it, or fstat said so), so every byte of the mapping is backed.
+        // not overlap any Rust object. The file is `len` bytes long (fstat just said
+        // so), so every byte of the mapping is backed.
         let ptr = unsafe {
-            nix::sys::mman::mmap(
+            mmap(
                 None,
-                nonzero,
+                len,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
                 &fd,
@@ -97,7 +102,7 @@ impl SharedMapping {
         Ok(SharedMapping {
             fd,
             ptr: ptr.cast(),
-            len,
+            len: len.get(),
             id: (stat.st_dev as u64, stat.st_ino as u64),
         })
     }
@@ -107,12 +112,13 @@ impl SharedMapping {
         self.fd.as_fd()
     }
 
-    /// The mapped length in bytes (a whole number of pages).
+    /// The mapped length in bytes: the file's size (a whole number of pages for a
+    /// memfd made by [`create`](SharedMapping::create)).
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Always false: a mapping has at least one page.
+    /// Always false: a mapping has at least one byte.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -160,23 +166,67 @@ impl SharedMapping {
         unsafe { &*p }
     }
 
+    /// Copies `src` into the mapping at `offset`. Panics if out of bounds.
+    pub fn write(&self, offset: usize, src: &[u8]) {
+        let dst = self.range(offset, src.len());
+        // SAFETY: `range` proved the `src.len()` destination bytes lie inside our
+        // live mapping, which cannot overlap `src` (a Rust slice of private memory).
+        // No reference to the mapping's bytes exists, so no `&[u8]` is invalidated.
+        // Other processes (and other threads of this one) reach these bytes too:
+        // those following the ring's protocol do not touch them until we publish
+        // them with a release store; one that breaks it can only leave garbage bytes
+        // there, which the reader decodes as untrusted data.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+    }
+
+    /// Copies bytes of the mapping at `offset` into `dst`. Panics if out of bounds.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) {
+        let src = self.range(offset, dst.len());
+        // SAFETY: as in `write`, in the other direction: the source is inside the
+        // mapping, `dst` is private memory, and a concurrent writer that breaks the
+        // protocol can only make us copy garbage; any byte value is a valid u8.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Appends `n` bytes of the mapping at `offset` to `vec`, without zeroing them
+    /// first. Panics if out of bounds.
+    pub fn read_append(&self, offset: usize, n: usize, vec: &mut Vec<u8>) {
+        let src = self.range(offset, n);
+        vec.reserve(n);
+        let len = vec.len();
+        // SAFETY: the source is inside the mapping (`range`); the destination is `n`
+        // bytes of spare capacity just reserved in `vec`; the two cannot overlap.
+        // Concurrent writers are as in `read`: any byte value is a valid u8. After
+        // the copy those `n` bytes are initialised, so the new length is valid.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, vec.as_mut_ptr().add(len), n);
+            vec.set_len(len + n);
+        }
+    }
+
+    /// The address of byte `offset`, after checking that `size` bytes from there lie
+    /// inside the mapping. Panics otherwise (a bug in the caller's layout, not a
+    /// run-time condition).
     #[inline]
-    fn checked<T>(&self, offset: usize) -> *const T {
-        let size = std::mem::size_of::<T>();
+    fn range(&self, offset: usize, size: usize) -> *mut u8 {
         assert!(
             offset.checked_add(size).is_some_and(|end| end <= self.len),
             "offset {offset} out of bounds of a {}-byte mapping",
             self.len
         );
+        self.ptr.as_ptr().wrapping_add(offset)
+    }
+
+    /// The address of the `T` at `offset`: in bounds (see `range`) and aligned.
+    #[inline]
+    fn checked<T>(&self, offset: usize) -> *const T {
+        let size = std::mem::size_of::<T>();
+        let p = self.range(offset, size);
         assert!(
             offset.is_multiple_of(std::mem::align_of::<T>()),
             "offset {offset} is not aligned for a {size}-byte atomic"
         );
-        self.ptr
-            .as_ptr()
-            .wrapping_add(offset)
-            .cast::<T>()
-            .cast_const()
+        p.cast::<T>().cast_const()
     }
 }
 
@@ -242,9 +292,10 @@ impl<T: sealed::Atomic> std::fmt::Debug for SharedAtomic<T> {
 
 impl Drop for SharedMapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe the mapping created in `map`, unmapped only
-        // here; every reference handed out borrowed `self`, so none outlives it.
-        let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast(), self.len) };
+        // SAFETY: `ptr`/`len` describe the mapping created in `from_fd`, unmapped
+        // only here; every reference handed out borrowed `self` (a `SharedAtomic`
+        // keeps its mapping alive), so none outlives it.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
     }
 }
 
@@ -257,7 +308,9 @@ pub fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
-fn round_to_pages(len: usize) -> usize {
+/// `len` rounded up to whole pages: the size [`SharedMapping::create`] gives a memfd
+/// asked for `len` bytes (`len > 0`).
+pub fn round_to_pages(len: usize) -> usize {
     let page = page_size();
     len.div_ceil(page).saturating_mul(page)
 }
@@ -290,5 +343,36 @@ mod tests {
     fn misaligned_panics() {
         let a = SharedMapping::create("mpcore-test", 10).unwrap();
         a.atomic_u64(4);
+    }
+
+    #[test]
+    fn bytes_copied_in_are_seen_by_another_mapping() {
+        let a = SharedMapping::create("mpcore-test", 100).unwrap();
+        let b = SharedMapping::from_fd(a.fd().try_clone_to_owned().unwrap()).unwrap();
+        let end = a.len();
+        a.write(end - 3, b"xyz");
+        a.write(0, b"");
+        let mut buf = [0u8; 3];
+        b.read(end - 3, &mut buf);
+        assert_eq!(&buf, b"xyz");
+        let mut v = b"ab".to_vec();
+        b.read_append(end - 3, 3, &mut v);
+        b.read_append(end, 0, &mut v);
+        assert_eq!(v, b"abxyz");
+        assert_eq!(b.atomic_u8(end - 1).load(Ordering::Relaxed), b'z');
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn write_out_of_bounds_panics() {
+        let a = SharedMapping::create("mpcore-test", 10).unwrap();
+        a.write(a.len() - 2, b"abc");
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn read_append_past_the_end_of_the_address_space_panics() {
+        let a = SharedMapping::create("mpcore-test", 10).unwrap();
+        a.read_append(usize::MAX, 2, &mut Vec::new());
     }
 }

@@ -13,7 +13,6 @@
 pub mod atfork;
 pub mod futex;
 pub mod identity;
-pub mod mapping;
 pub mod memfd;
 pub mod pipe;
 pub mod poll;
