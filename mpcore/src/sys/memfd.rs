@@ -7,6 +7,9 @@
 //! the kernel frees them when the last descriptor and the last mapping are gone:
 //! nothing can leak in `/dev/shm`, whatever way the processes end. Its debugging name
 //! (`/memfd:NAME` in `/proc/PID/maps` and `/proc/PID/fd`) starts with `mpcore-`.
+//! Its size is sealed when it is made, so no process can shrink the file under
+//! another's mapping (which would make the next access die of `SIGBUS`), and a
+//! descriptor received from elsewhere without those seals is refused.
 //!
 //! A [`SharedMapping`] hands out its bytes in two ways only, both safe to call:
 //!
@@ -32,8 +35,12 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+
+/// The seals that fix a memfd's size.
+const FIXED_SIZE: SealFlag = SealFlag::F_SEAL_SHRINK.union(SealFlag::F_SEAL_GROW);
 
 /// A memfd and its `MAP_SHARED` read-write mapping in this process.
 ///
@@ -70,10 +77,17 @@ impl SharedMapping {
     /// pages, see [`round_to_pages`]) named `name` (which should start with `mpcore-`),
     /// and maps it.
     pub fn create(name: &str, len: usize) -> io::Result<SharedMapping> {
-        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
         let size = libc::off_t::try_from(round_to_pages(len.max(1)))
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
         nix::unistd::ftruncate(&fd, size)?;
+        // Fix the size for good: no process holding the descriptor can shrink the
+        // file under another's mapping (which would turn its next access into a
+        // SIGBUS), and `from_fd` can check that.
+        fcntl(
+            &fd,
+            FcntlArg::F_ADD_SEALS(FIXED_SIZE | SealFlag::F_SEAL_SEAL),
+        )?;
         SharedMapping::from_fd(fd)
     }
 
@@ -81,6 +95,13 @@ impl SharedMapping {
     /// [`create`](SharedMapping::create) just sized). Its size is whatever the file's
     /// is: a caller that expects a layout must check [`len`](SharedMapping::len).
     pub fn from_fd(fd: OwnedFd) -> io::Result<SharedMapping> {
+        let seals = SealFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GET_SEALS)?);
+        if !seals.contains(FIXED_SIZE) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared memory whose size is not sealed",
+            ));
+        }
         let stat = nix::sys::stat::fstat(&fd)?;
         let len = usize::try_from(stat.st_size)
             .ok()
@@ -88,7 +109,8 @@ impl SharedMapping {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty shared memory"))?;
         // SAFETY: a fresh MAP_SHARED mapping at an address the kernel chooses does
         // not overlap any Rust object. The file is `len` bytes long (fstat just said
-        // so), so every byte of the mapping is backed.
+        // so) and sealed against shrinking, so every byte of the mapping is backed
+        // for as long as it exists.
         let ptr = unsafe {
             mmap(
                 None,
@@ -360,6 +382,23 @@ mod tests {
         b.read_append(end, 0, &mut v);
         assert_eq!(v, b"abxyz");
         assert_eq!(b.atomic_u8(end - 1).load(Ordering::Relaxed), b'z');
+    }
+
+    #[test]
+    fn the_size_is_sealed_and_unsealed_memfds_are_refused() {
+        let map = SharedMapping::create("mpcore-test", 100).unwrap();
+        assert!(
+            nix::unistd::ftruncate(map.fd(), 0).is_err(),
+            "cannot shrink"
+        );
+        assert!(
+            nix::unistd::ftruncate(map.fd(), 1 << 20).is_err(),
+            "cannot grow"
+        );
+        let plain = memfd_create("mpcore-test", MFdFlags::MFD_CLOEXEC).unwrap();
+        nix::unistd::ftruncate(&plain, 4096).unwrap();
+        let err = SharedMapping::from_fd(plain).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     }
 
     #[test]
