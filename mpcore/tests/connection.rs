@@ -2,15 +2,15 @@
 //! `_test_multiprocessing.py` (rows 38-59 of the behaviour catalogue), under fork,
 //! and those about children under every start method.
 
+mod common;
+
 use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::{PROMPT, finish, run, start};
 use mpcore::connection::{Address, Client, Listener, Waitable, wait};
 use mpcore::{Connection, Error, Process, pipe, pipe_simplex};
-
-/// A generous bound for "returns promptly" on a loaded 2-core machine.
-const PROMPT: Duration = Duration::from_secs(10);
 
 fn io_message(err: &Error) -> String {
     match err {
@@ -229,10 +229,8 @@ fn write_to_closed_peers_with_default_sigpipe(report: Connection) {
 fn a_child_with_default_sigpipe_survives_writes_to_closed_peers() {
     let _serial = serial();
     let (report_r, report_w) = pipe_simplex().unwrap();
-    let mut p = Process::new(write_to_closed_peers_with_default_sigpipe, (report_w,));
-    p.start().unwrap();
-    p.join().unwrap();
-    assert_eq!(p.exitcode(), Some(0), "the child was not killed by SIGPIPE");
+    let p = Process::new(write_to_closed_peers_with_default_sigpipe, (report_w,));
+    assert_eq!(run(p), 0, "the child was not killed by SIGPIPE");
     assert_eq!(report_r.recv::<String>().unwrap(), "EPIPE");
     assert_eq!(report_r.recv::<String>().unwrap(), "EPIPE");
 }
@@ -371,10 +369,7 @@ fn send_three(conn: Connection) {
 fn messages_from_a_child_are_never_merged() {
     let _serial = serial();
     for (r, w) in [pipe().unwrap(), pipe_simplex().unwrap()] {
-        let mut p = Process::new(send_three, (w,));
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(run(Process::new(send_three, (w,))), 0);
         for expected in [&b"a"[..], b"b", b"cd"] {
             assert!(r.poll_timeout(PROMPT));
             assert_eq!(r.recv_bytes().unwrap(), expected);
@@ -399,15 +394,13 @@ fn echo_doubled(conn: Connection) {
 fn a_child_sends_and_receives_across_a_pipe() {
     let _serial = serial();
     let (parent, child) = pipe().unwrap();
-    let mut p = Process::new(echo_doubled, (child,));
-    p.start().unwrap();
+    let p = start(Process::new(echo_doubled, (child,)));
     for n in 1..100u64 {
         parent.send(&n).unwrap();
         assert_eq!(parent.recv::<u64>().unwrap(), 2 * n);
     }
     parent.send(&0u64).unwrap();
-    p.join().unwrap();
-    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(finish(p), 0);
 }
 
 fn hold_and_die(_writer: Connection, started: Connection) {
@@ -420,8 +413,7 @@ fn recv_from_a_pipe_whose_writer_died_is_eof() {
     let _serial = serial();
     let (r, w) = pipe_simplex().unwrap();
     let (started_r, started_w) = pipe_simplex().unwrap();
-    let mut p = Process::new(hold_and_die, (w, started_w));
-    p.start().unwrap();
+    let mut p = start(Process::new(hold_and_die, (w, started_w)));
     // The parent's copies of both writers were closed by start().
     started_r.recv::<()>().unwrap();
     p.kill().unwrap();
@@ -471,8 +463,7 @@ fn wait_sees_a_process_sentinel_and_connections_together() {
     let _serial = serial();
     let (a, b) = pipe().unwrap();
     let (go_r, go_w) = pipe_simplex().unwrap();
-    let mut p = Process::new(exit_after_signal, (go_r,));
-    p.start().unwrap();
+    let mut p = start(Process::new(exit_after_signal, (go_r,)));
     let sentinel = p.sentinel().unwrap();
     assert!(
         wait(
@@ -550,12 +541,10 @@ fn listener_and_client_on_unix_and_tcp_across_processes() {
                 (addr.to_string(), true)
             }
         };
-        let mut p = Process::new(client_says_hello, (text, tcp));
-        p.start().unwrap();
+        let p = start(Process::new(client_says_hello, (text, tcp)));
         let conn = listener.accept().unwrap();
         assert_eq!(conn.recv::<String>().unwrap(), "hello");
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(finish(p), 0);
         // A second listener on the same address is an error.
         assert!(Listener::bind(listener.address(), None).is_err());
     }
@@ -790,8 +779,7 @@ fn connections_pass_to_children_under_every_start_method() {
         let (parent, child) = ctx.pipe().unwrap();
         let (child_reader, parent_writer) = ctx.pipe_simplex().unwrap();
         let (parent_reader, child_writer) = ctx.pipe_simplex().unwrap();
-        let mut p = ctx.process(echo_until_zero, (child, child_reader, child_writer));
-        p.start().unwrap();
+        let p = start(ctx.process(echo_until_zero, (child, child_reader, child_writer)));
         for n in 1..20u64 {
             parent.send(&n).unwrap();
             assert_eq!(parent.recv::<u64>().unwrap(), n + 1, "{method:?}");
@@ -799,8 +787,7 @@ fn connections_pass_to_children_under_every_start_method() {
         parent.send(&0u64).unwrap();
         parent_writer.send_bytes(b"through two pipes").unwrap();
         assert_eq!(parent_reader.recv_bytes().unwrap(), b"through two pipes");
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0), "{method:?}");
+        assert_eq!(finish(p), 0, "{method:?}");
         // The child's ends are gone with it (the parent's copies were closed by
         // start), so the parent sees end of file.
         assert!(
@@ -830,8 +817,7 @@ fn handles_sent_over_a_connection_work_in_a_running_child() {
     for method in mpcore::get_all_start_methods() {
         let ctx = mpcore::get_context(method);
         let (control, child_control) = ctx.pipe().unwrap();
-        let mut p = ctx.process(use_received_handles, (child_control,));
-        p.start().unwrap();
+        let p = start(ctx.process(use_received_handles, (child_control,)));
         // Made after the child started: it can only have them from the message.
         let (mine, theirs) = ctx.pipe().unwrap();
         let queue = ctx.queue::<String>().unwrap();
@@ -847,8 +833,7 @@ fn handles_sent_over_a_connection_work_in_a_running_child() {
         // The sender's handles still work: what was sent was a duplicate.
         theirs.send(&1u8).unwrap();
         assert_eq!(mine.recv::<u8>().unwrap(), 1);
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0), "{method:?}");
+        assert_eq!(finish(p), 0, "{method:?}");
     }
 }
 

@@ -2,22 +2,20 @@
 //! to a child started from that same context and work there (Python:
 //! `ctx = get_context('spawn'); v = ctx.Value('i', 0); ctx.Process(target=f, args=(v,))`).
 
+mod common;
+
 use std::time::Duration;
 
+use common::{finish, start};
 use mpcore::connection::Connection;
 use mpcore::{
-    Array, Barrier, BoundedSemaphore, Condition, Event, JoinableQueue, Lock, Process, Queue, RLock,
+    Array, Barrier, BoundedSemaphore, Condition, Event, JoinableQueue, Lock, Queue, RLock,
     RawArray, RawValue, Semaphore, SimpleQueue, StartMethod, Value, get_context,
 };
 
 const LONG: Duration = Duration::from_secs(30);
 
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::Forkserver];
-
-fn join_ok(p: &mut Process) {
-    p.join().unwrap();
-    assert_eq!(p.exitcode(), Some(0));
-}
 
 fn child_sync(v: Value<i64>, a: Array<f64>, e: Event, l: Lock, q: Queue<String>, c: Connection) {
     v.set(42);
@@ -39,7 +37,7 @@ fn sync_objects_and_queue_from_a_context_work_in_its_child() {
         let l = ctx.lock().unwrap();
         let q = ctx.queue::<String>().unwrap();
         let (ours, theirs) = ctx.pipe().unwrap();
-        let mut p = ctx.process(
+        let p = start(ctx.process(
             child_sync,
             (
                 v.clone(),
@@ -49,12 +47,11 @@ fn sync_objects_and_queue_from_a_context_work_in_its_child() {
                 q.clone(),
                 theirs,
             ),
-        );
-        p.start().unwrap();
+        ));
         assert!(e.wait_timeout(LONG), "{method}");
         assert_eq!(q.get_timeout(LONG).unwrap(), "from child", "{method}");
         assert_eq!(ours.recv::<u32>().unwrap(), 7, "{method}");
-        join_ok(&mut p);
+        assert_eq!(finish(p), 0, "{method}");
         assert_eq!(v.get(), 42, "{method}");
         assert_eq!(a.to_vec(), [0.0, 2.5], "{method}");
         assert!(!l.locked());
@@ -90,7 +87,7 @@ fn raw_objects_semaphores_and_other_queues_work_in_its_child() {
         let sq = ctx.simple_queue::<Vec<u8>>().unwrap();
         let jq = ctx.joinable_queue::<u32>().unwrap();
         jq.put(11).unwrap();
-        let mut p = ctx.process(
+        let p = start(ctx.process(
             child_raw,
             (
                 rv.clone(),
@@ -100,13 +97,12 @@ fn raw_objects_semaphores_and_other_queues_work_in_its_child() {
                 sq.clone(),
                 jq.clone(),
             ),
-        );
-        p.start().unwrap();
+        ));
         assert!(s.acquire_timeout(LONG), "{method}");
         assert_eq!(sq.get().unwrap(), [1, 2], "{method}");
         assert_eq!(sq.get().unwrap(), [11], "{method}");
         jq.join().unwrap();
-        join_ok(&mut p);
+        assert_eq!(finish(p), 0, "{method}");
         assert_eq!(rv.get(), 9, "{method}");
         assert_eq!(ra.to_vec(), [-3, 5], "{method}");
         assert_eq!(bs.get_value(), 0, "{method}");
@@ -135,15 +131,14 @@ fn barrier_condition_rlock_simplex_pipe_and_bounded_queue_work_in_its_child() {
         let r = ctx.rlock().unwrap();
         let (reader, writer) = ctx.pipe_simplex().unwrap();
         let q = ctx.queue_with_maxsize::<u8>(1).unwrap();
-        let mut p = ctx.process(
+        let p = start(ctx.process(
             child_rest,
             (b.clone(), cond.clone(), r.clone(), writer, q.clone()),
-        );
-        p.start().unwrap();
+        ));
         b.wait_timeout(LONG).unwrap();
         assert_eq!(reader.recv::<String>().unwrap(), "simplex", "{method}");
         assert_eq!(q.get_timeout(LONG).unwrap(), 1, "{method}");
-        join_ok(&mut p);
+        assert_eq!(finish(p), 0, "{method}");
         assert!(!r.locked());
         assert!(!b.broken());
     }

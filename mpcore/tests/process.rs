@@ -11,70 +11,23 @@
 //! (at-exit joins, buffered output at fork) run in a fresh copy of this test binary:
 //! see `scenario`.
 
+mod common;
+
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::{Command, Output};
+use std::io::Read;
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use mpcore::{Error, Process, StartMethod, Target, get_context};
+use common::{
+    Pipe, Writer, exit_with, noop, per_method, process, run, scenario_command, start, stdout,
+};
+use mpcore::{Error, Process, StartMethod, get_context};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// The write end of a pipe, passable to a child of any start method.
-struct Writer(OwnedFd);
-
-impl Serialize for Writer {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mpcore::reduction::serialize_fd("Writer", self.0.as_fd(), s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Writer {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Writer(mpcore::reduction::deserialize_fd(d)?))
-    }
-}
-
-impl Writer {
-    fn say(&self, line: &str) {
-        let mut f = File::from(self.0.try_clone().unwrap());
-        f.write_all(format!("{line}\n").as_bytes()).unwrap();
-    }
-
-    fn clone(&self) -> Writer {
-        Writer(self.0.try_clone().unwrap())
-    }
-}
-
-/// A one-way OS pipe: children write lines, the parent reads everything.
-struct Pipe {
-    reader: File,
-    writer: Writer,
-}
-
-impl Pipe {
-    fn new() -> Pipe {
-        let (r, w) = nix::unistd::pipe().unwrap();
-        Pipe {
-            reader: File::from(r),
-            writer: Writer(w),
-        }
-    }
-
-    /// Reads everything the children wrote, once every writer is closed.
-    fn read_all(mut self) -> String {
-        drop(self.writer);
-        let mut out = String::new();
-        self.reader.read_to_string(&mut out).unwrap();
-        out
-    }
-}
-
-fn noop() {}
+use serde::{Deserialize, Serialize};
 
 fn sleep_secs(secs: u64) {
     std::thread::sleep(Duration::from_secs(secs));
@@ -82,21 +35,6 @@ fn sleep_secs(secs: u64) {
 
 fn boom() {
     panic!("boom at 3");
-}
-
-fn exit_with(code: i32) {
-    mpcore::exit(code);
-}
-
-/// A process of `method` that calls `target(args)`.
-fn child<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
-    get_context(method).process(target, args)
-}
-
-fn run(mut p: Process) -> Process {
-    p.start().unwrap();
-    p.join().unwrap();
-    p
 }
 
 fn is_reaped(pid: i32) -> bool {
@@ -111,22 +49,30 @@ fn number(name: &str) -> u32 {
     name.rsplit('-').next().unwrap().parse().unwrap()
 }
 
-/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
-/// `fn NAME(method: StartMethod)`.
-macro_rules! per_method {
-    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
-        $(fn $name($m: StartMethod) $body)*
+/// Asserts that the stderr a child of that `name` wrote to `log` reports its name
+/// and then the panic message of [`boom`]; removes `log`.
+fn assert_panic_reported(log: &Path, name: &str) {
+    let stderr = std::fs::read_to_string(log).unwrap();
+    std::fs::remove_file(log).unwrap();
+    let header = stderr.find(&format!("Process {name}:\n")).expect(&stderr);
+    let message = stderr.find("boom at 3").expect(&stderr);
+    assert!(header < message, "{stderr}");
+}
 
-        mod fork {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
-        }
-        mod spawn {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
-        }
-        mod forkserver {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
-        }
-    };
+/// Asserts that the daemon whose pid `out` gives on its line `daemon pid N` is gone.
+fn assert_daemon_gone(out: &str) {
+    let daemon_pid: i32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("daemon pid "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        kill(Pid::from_raw(daemon_pid), None),
+        Err(Errno::ESRCH),
+        "daemon left running"
+    );
 }
 
 fn panic_into(path: String) {
@@ -209,7 +155,8 @@ impl mpcore::Run for Reporter {
 
 per_method! {
     fn a_normal_return_exits_0_and_the_child_is_reaped(method: StartMethod) {
-        let p = run(child(method, noop, ()));
+        let mut p = start(process(method, noop, ()));
+        p.join().unwrap();
         assert_eq!(p.exitcode(), Some(0));
         assert!(!p.is_alive());
         let pid = p.pid().expect("pid stays known after join");
@@ -221,27 +168,20 @@ per_method! {
 
     fn a_panic_exits_1_and_reports_process_name_then_message(method: StartMethod) {
         let log = tempfile_path(&format!("panic-{method}"));
-        let p = child(method, panic_into, (log.to_str().unwrap().to_string(),));
+        let p = process(method, panic_into, (log.to_str().unwrap().to_string(),));
         let name = p.name().to_string();
-        let p = run(p);
-        assert_eq!(p.exitcode(), Some(1));
-        let stderr = std::fs::read_to_string(&log).unwrap();
-        std::fs::remove_file(&log).unwrap();
-        let header = stderr.find(&format!("Process {name}:\n")).expect(&stderr);
-        let message = stderr.find("boom at 3").expect(&stderr);
-        assert!(header < message, "{stderr}");
+        assert_eq!(run(p), 1);
+        assert_panic_reported(&log, &name);
     }
 
     fn exit_codes_are_the_kernel_status_byte(method: StartMethod) {
         for (code, expected) in [(0, 0), (7, 7), (255, 255), (256, 0), (-1, 255), (263, 7)] {
-            let p = run(child(method, exit_with, (code,)));
-            assert_eq!(p.exitcode(), Some(expected), "exit({code})");
+            assert_eq!(run(process(method, exit_with, (code,))), expected, "exit({code})");
         }
     }
 
     fn terminate_gives_minus_sigterm_and_kill_minus_sigkill(method: StartMethod) {
-        let mut p = child(method, sleep_secs, (60,));
-        p.start().unwrap();
+        let mut p = start(process(method, sleep_secs, (60,)));
         assert!(p.is_alive());
         assert_eq!(p.exitcode(), None);
         p.terminate().unwrap();
@@ -249,31 +189,29 @@ per_method! {
         assert_eq!(p.exitcode(), Some(-15));
         assert!(!p.is_alive());
 
-        let mut p = child(method, sleep_secs, (60,));
-        p.start().unwrap();
+        let mut p = start(process(method, sleep_secs, (60,)));
         p.kill().unwrap();
         p.join().unwrap();
         assert_eq!(p.exitcode(), Some(-9));
     }
 
     fn a_signal_from_outside_gives_minus_that_signal(method: StartMethod) {
-        let mut p = child(method, sleep_secs, (60,));
-        p.start().unwrap();
+        let mut p = start(process(method, sleep_secs, (60,)));
         kill(Pid::from_raw(p.pid().unwrap()), Signal::SIGUSR1).unwrap();
         p.join().unwrap();
         assert_eq!(p.exitcode(), Some(-(Signal::SIGUSR1 as i32)));
     }
 
     fn signalling_a_finished_child_is_harmless(method: StartMethod) {
-        let mut p = run(child(method, noop, ()));
+        let mut p = start(process(method, noop, ()));
+        p.join().unwrap();
         p.terminate().unwrap();
         p.kill().unwrap();
         assert_eq!(p.exitcode(), Some(0));
     }
 
     fn join_timeout_returns_while_the_child_runs(method: StartMethod) {
-        let mut p = child(method, sleep_secs, (60,));
-        p.start().unwrap();
+        let mut p = start(process(method, sleep_secs, (60,)));
         let started = Instant::now();
         p.join_timeout(Duration::from_millis(200)).unwrap();
         assert!(started.elapsed() >= Duration::from_millis(200));
@@ -287,7 +225,7 @@ per_method! {
     }
 
     fn the_sentinel_turns_readable_when_the_child_ends(method: StartMethod) {
-        let mut p = child(method, sleep_secs, (60,));
+        let mut p = process(method, sleep_secs, (60,));
         assert!(matches!(p.sentinel(), Err(Error::InvalidState(m)) if m.contains("not started")));
         p.start().unwrap();
         let fd = p.sentinel().unwrap();
@@ -301,16 +239,15 @@ per_method! {
     }
 
     fn names_count_up_and_a_childs_child_gets_a_colon_name(method: StartMethod) {
-        let a = child(method, noop, ());
-        let b = child(method, noop, ());
+        let a = process(method, noop, ());
+        let b = process(method, noop, ());
         assert_eq!(number(b.name()), number(a.name()) + 1);
 
         let pipe = Pipe::new();
-        let p = child(method, report_family, (pipe.writer.clone(),));
+        let p = process(method, report_family, (pipe.writer.clone(),));
         let name = p.name().to_string();
         let n = number(&name);
-        let p = run(p);
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(run(p), 0);
         let out = pipe.read_all();
         let me = std::process::id();
         assert!(
@@ -326,10 +263,9 @@ per_method! {
 
     fn a_daemon_cannot_start_children_and_its_children_default_to_daemon(method: StartMethod) {
         let pipe = Pipe::new();
-        let p = child(method, daemon_tries_a_child, (pipe.writer.clone(),)).with_daemon(true);
+        let p = process(method, daemon_tries_a_child, (pipe.writer.clone(),)).with_daemon(true);
         assert!(p.daemon());
-        let p = run(p);
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(run(p), 0);
         let out = pipe.read_all();
         assert!(out.contains("daemon true\n"), "{out}");
         assert!(out.contains("default true\n"), "{out}");
@@ -346,7 +282,7 @@ per_method! {
                 other => panic!("expected InvalidState, got {other:?}"),
             }
         }
-        let mut p = child(method, sleep_secs, (60,));
+        let mut p = process(method, sleep_secs, (60,));
         assert!(message(p.join()).contains("can only join a started process"));
         p.set_daemon(true).unwrap();
         p.set_daemon(false).unwrap();
@@ -374,10 +310,8 @@ per_method! {
     }
 
     fn active_children_lists_running_ones_and_reaps_finished_ones(method: StartMethod) {
-        let mut running = child(method, sleep_secs, (60,));
-        running.start().unwrap();
-        let mut finished = child(method, exit_with, (3,));
-        finished.start().unwrap();
+        let mut running = start(process(method, sleep_secs, (60,)));
+        let mut finished = start(process(method, exit_with, (3,)));
         // Wait for the short one to end without reaping it.
         let fd = finished.sentinel().unwrap();
         mpcore::sys::poll::wait_readable(&[fd], Some(Duration::from_secs(60))).unwrap();
@@ -415,32 +349,26 @@ per_method! {
         };
         let p = get_context(method).process_from_run(reporter).with_name("reporter");
         assert_eq!(p.name(), "reporter");
-        let p = run(p);
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(run(p), 0);
         assert_eq!(pipe.read_all(), "hello from reporter\n");
     }
 
     fn targets_take_up_to_six_serde_arguments(method: StartMethod) {
-        let p = run(child(
-            method,
-            six,
-            (
-                1u8,
-                "two".to_string(),
-                vec![3],
-                (true, '4'),
-                Some(5.5),
-                -6i64,
-            ),
-        ));
-        assert_eq!(p.exitcode(), Some(42));
+        let args = (
+            1u8,
+            "two".to_string(),
+            vec![3],
+            (true, '4'),
+            Some(5.5),
+            -6i64,
+        );
+        assert_eq!(run(process(method, six, args)), 42);
     }
 
     fn a_child_ends_by_joining_its_own_children_and_terminating_its_daemons(method: StartMethod) {
         let pipe = Pipe::new();
         let started = Instant::now();
-        let p = run(child(method, leave_children_behind, (pipe.writer.clone(),)));
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(run(process(method, leave_children_behind, (pipe.writer.clone(),))), 0);
         assert!(
             started.elapsed() < Duration::from_secs(50),
             "the daemon was not terminated"
@@ -448,25 +376,14 @@ per_method! {
         let out = pipe.read_all();
         assert!(out.contains("worker finished\n"), "{out}");
         assert!(!out.contains("daemon finished"), "{out}");
-        let daemon_pid: i32 = out
-            .lines()
-            .find_map(|l| l.strip_prefix("daemon pid "))
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(
-            kill(Pid::from_raw(daemon_pid), None),
-            Err(Errno::ESRCH),
-            "daemon left running"
-        );
+        assert_daemon_gone(&out);
     }
 
     fn a_passed_pipe_end_closes_in_the_parent_once_started(method: StartMethod) {
         // The child gets the writer; after start, the parent's copies must be gone
         // (by the time the handle is dropped), or the reader would never see EOF.
         let (r, w) = nix::unistd::pipe().unwrap();
-        let mut p = child(method, say_bye, (Writer(w),));
-        p.start().unwrap();
+        let p = start(process(method, say_bye, (Writer(w),)));
         drop(p);
         let mut reader = File::from(r);
         let mut out = String::new();
@@ -485,18 +402,7 @@ per_method! {
         let worker_end = out.find("worker end").expect(&out);
         assert!(main_end < worker_end, "{out}");
         assert!(!out.contains("daemon end"), "{out}");
-        let daemon_pid: i32 = out
-            .lines()
-            .find_map(|l| l.strip_prefix("daemon pid "))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(
-            kill(Pid::from_raw(daemon_pid), None),
-            Err(Errno::ESRCH),
-            "daemon left running"
-        );
+        assert_daemon_gone(&out);
     }
 
     fn buffered_output_is_flushed_before_start_and_never_printed_twice(method: StartMethod) {
@@ -529,13 +435,8 @@ fn fork_a_panicking_closure_exits_1_and_reports_process_name_then_message() {
         boom();
     });
     let name = p.name().to_string();
-    let p = run(p);
-    assert_eq!(p.exitcode(), Some(1));
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    std::fs::remove_file(&log).unwrap();
-    let header = stderr.find(&format!("Process {name}:\n")).expect(&stderr);
-    let message = stderr.find("boom at 3").expect(&stderr);
-    assert!(header < message, "{stderr}");
+    assert_eq!(run(p), 1);
+    assert_panic_reported(&log, &name);
 }
 
 #[test]
@@ -553,28 +454,17 @@ fn fork_a_closure_carries_its_state_and_its_pipe_closes_in_the_parent() {
     reader.read_to_string(&mut out).unwrap();
     assert_eq!(out, "bye [1, 2, 3]\n");
     p.join().unwrap();
-    let _ = reader.as_raw_fd();
 }
 
 // ---------------------------------------------------------------------------
 // Scenarios: behaviours of a whole program, run in a fresh copy of this binary.
 
-const SCENARIO_ENV: &str = "MPCORE_TEST_SCENARIO";
-
 /// Runs the test `scenarios::NAME` alone in a new copy of this test binary, where
-/// it acts as a program's `main` with `method` as its start method
-/// (`MPCORE_START_METHOD`), and returns what that program printed.
+/// it acts as a program's `main` with `method` as its start method, and returns
+/// what that program printed.
 fn scenario(name: &str, method: StartMethod) -> Output {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            &format!("scenarios::{name}"),
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(SCENARIO_ENV, name)
-        .env("MPCORE_START_METHOD", method.to_string())
+    let output = scenario_command(name, Some(method))
+        .arg("-q")
         .output()
         .unwrap();
     assert!(
@@ -584,16 +474,9 @@ fn scenario(name: &str, method: StartMethod) -> Output {
     output
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 mod scenarios {
     use super::*;
-
-    fn active(name: &str) -> bool {
-        std::env::var(SCENARIO_ENV).is_ok_and(|s| s == name)
-    }
+    use crate::common::in_scenario;
 
     fn late_print(word: String, millis: u64) {
         std::thread::sleep(Duration::from_millis(millis));
@@ -602,7 +485,7 @@ mod scenarios {
 
     #[test]
     fn at_exit() {
-        if !active("at_exit") {
+        if !in_scenario("at_exit") {
             return;
         }
         mpcore::init();
@@ -619,13 +502,11 @@ mod scenarios {
 
     #[test]
     fn flush_before_fork() {
-        if !active("flush_before_fork") {
+        if !in_scenario("flush_before_fork") {
             return;
         }
         print!("written once;");
-        let mut p = Process::new(noop, ());
-        p.start().unwrap();
-        p.join().unwrap();
+        run(Process::new(noop, ()));
         println!(" after join");
     }
 }

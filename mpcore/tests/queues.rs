@@ -1,21 +1,14 @@
 //! Queues across processes: the behaviours of CPython's `_test_multiprocessing.py`
 //! (rows 60-75 of the behaviour catalogue), plus mpcore's guarantees, under fork.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::{BOUND, PROMPT, finish, run, start};
 use mpcore::{Connection, Error, JoinableQueue, Process, Queue, SimpleQueue, pipe_simplex};
 use serde::{Deserialize, Serialize};
-
-/// A generous bound for "returns promptly" on a loaded 2-core machine.
-const PROMPT: Duration = Duration::from_secs(10);
-/// A generous wait for something another process does.
-const LONG: Duration = Duration::from_secs(60);
-
-fn join_ok(p: &mut Process) {
-    p.join().unwrap();
-    assert_eq!(p.exitcode(), Some(0), "{p:?}");
-}
 
 #[test]
 fn handles_are_send_sync_and_clone() {
@@ -66,10 +59,9 @@ fn get_after(q: Queue<u32>, delay_ms: u64) {
 fn a_put_blocked_on_a_full_queue_resumes_when_another_process_gets() {
     let q = Queue::with_maxsize(1).unwrap();
     q.put(1u32).unwrap();
-    let mut p = Process::new(get_after, (q.clone(), 200));
-    p.start().unwrap();
-    q.put_timeout(2, LONG).unwrap();
-    join_ok(&mut p);
+    let p = start(Process::new(get_after, (q.clone(), 200)));
+    q.put_timeout(2, BOUND).unwrap();
+    assert_eq!(finish(p), 0);
     assert_eq!(q.get().unwrap(), 2);
 }
 
@@ -82,12 +74,10 @@ fn put_one_to_five(q: Queue<i32>) {
 #[test]
 fn items_a_child_puts_come_out_in_order() {
     let q = Queue::new().unwrap();
-    let mut p = Process::new(put_one_to_five, (q.clone(),));
-    p.start().unwrap();
-    join_ok(&mut p);
+    assert_eq!(run(Process::new(put_one_to_five, (q.clone(),))), 0);
     assert_eq!(q.get_nowait().unwrap(), 1);
     assert_eq!(q.get().unwrap(), 2);
-    assert_eq!(q.get_timeout(LONG).unwrap(), 3);
+    assert_eq!(q.get_timeout(BOUND).unwrap(), 3);
     assert_eq!(q.get_timeout(Duration::from_secs(1)).unwrap(), 4);
     assert_eq!(q.get().unwrap(), 5);
     assert!(matches!(q.get_nowait(), Err(Error::Empty)));
@@ -141,15 +131,17 @@ fn put_big_and_small_then_report(q: Queue<Vec<u8>>, report: Connection) {
 fn qsize_counts_across_processes_from_the_moment_put_returns() {
     let q = Queue::new().unwrap();
     let (parent, child) = mpcore::pipe().unwrap();
-    let mut p = Process::new(put_big_and_small_then_report, (q.clone(), child));
-    p.start().unwrap();
+    let p = start(Process::new(
+        put_big_and_small_then_report,
+        (q.clone(), child),
+    ));
     parent.recv::<()>().unwrap();
     assert_eq!(q.qsize(), 2);
     assert!(!q.empty());
     parent.send(&()).unwrap();
-    assert_eq!(q.get_timeout(LONG).unwrap().len(), 3 << 20);
-    assert_eq!(q.get_timeout(LONG).unwrap(), [1, 2, 3]);
-    join_ok(&mut p);
+    assert_eq!(q.get_timeout(BOUND).unwrap().len(), 3 << 20);
+    assert_eq!(q.get_timeout(BOUND).unwrap(), [1, 2, 3]);
+    assert_eq!(finish(p), 0);
     assert_eq!(q.qsize(), 0);
 }
 
@@ -165,10 +157,8 @@ fn a_child_started_after_the_parent_put_continues_the_sequence() {
     for i in 0..10u32 {
         q.put(i).unwrap();
     }
-    let mut p = Process::new(put_ten_to_nineteen, (q.clone(),));
-    p.start().unwrap();
-    join_ok(&mut p);
-    let got: Vec<u32> = (0..20).map(|_| q.get_timeout(LONG).unwrap()).collect();
+    assert_eq!(run(Process::new(put_ten_to_nineteen, (q.clone(),))), 0);
+    let got: Vec<u32> = (0..20).map(|_| q.get_timeout(BOUND).unwrap()).collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     assert!(matches!(q.get_nowait(), Err(Error::Empty)));
 }
@@ -206,11 +196,11 @@ fn an_unbounded_put_never_waits_for_a_reader() {
     for i in 0..10_000u32 {
         q.put(vec![i as u8; 100]).unwrap();
     }
-    assert!(start.elapsed() < LONG);
+    assert!(start.elapsed() < BOUND);
     assert_eq!(q.qsize(), 10_001);
-    assert_eq!(q.get_timeout(LONG).unwrap().len(), 32 << 20);
+    assert_eq!(q.get_timeout(BOUND).unwrap().len(), 32 << 20);
     for i in 0..10_000u32 {
-        assert_eq!(q.get_timeout(LONG).unwrap(), vec![i as u8; 100]);
+        assert_eq!(q.get_timeout(BOUND).unwrap(), vec![i as u8; 100]);
     }
 }
 
@@ -224,22 +214,20 @@ fn put_large_item(q: Queue<Vec<u8>>, cancel: bool) {
 #[test]
 fn a_child_waits_until_its_items_are_written_before_exiting() {
     let q = Queue::new().unwrap();
-    let mut p = Process::new(put_large_item, (q.clone(), false));
-    p.start().unwrap();
+    let mut p = start(Process::new(put_large_item, (q.clone(), false)));
     p.join_timeout(Duration::from_millis(500)).unwrap();
     assert!(p.is_alive(), "the child waits for its feeder to flush");
-    let item = q.get_timeout(LONG).unwrap();
+    let item = q.get_timeout(BOUND).unwrap();
     assert_eq!(item.len(), 10 << 20);
     assert!(item.iter().all(|&b| b == 9));
-    join_ok(&mut p);
+    assert_eq!(finish(p), 0);
 }
 
 #[test]
 fn cancel_join_thread_lets_a_child_exit_without_flushing() {
     let q = Queue::new().unwrap();
-    let mut p = Process::new(put_large_item, (q.clone(), true));
-    p.start().unwrap();
-    p.join_timeout(LONG).unwrap();
+    let mut p = start(Process::new(put_large_item, (q.clone(), true)));
+    p.join_timeout(BOUND).unwrap();
     assert_eq!(p.exitcode(), Some(0), "exited without waiting for a reader");
 }
 
@@ -253,13 +241,12 @@ fn put_many(q: Queue<(u32, String)>, n: u32) {
 fn nothing_a_child_put_is_lost_when_its_target_returns() {
     let q = Queue::new().unwrap();
     let n = 50_000;
-    let mut p = Process::new(put_many, (q.clone(), n));
-    p.start().unwrap();
+    let p = start(Process::new(put_many, (q.clone(), n)));
     for i in 0..n {
-        let (j, s) = q.get_timeout(LONG).unwrap();
+        let (j, s) = q.get_timeout(BOUND).unwrap();
         assert_eq!((j, s.len()), (i, (i % 97) as usize));
     }
-    join_ok(&mut p);
+    assert_eq!(finish(p), 0);
     assert!(matches!(q.get_nowait(), Err(Error::Empty)));
 }
 
@@ -311,33 +298,30 @@ fn consumer(q: Queue<Option<Item>>, out: Queue<(u32, u32, bool)>) {
 fn many_producers_and_consumers_never_tear_or_lose_items() {
     let q = Queue::new().unwrap();
     let out = Queue::new().unwrap();
-    let mut consumers: Vec<Process> = (0..3)
-        .map(|_| Process::new(consumer, (q.clone(), out.clone())))
+    let consumers: Vec<Process> = (0..3)
+        .map(|_| start(Process::new(consumer, (q.clone(), out.clone()))))
         .collect();
-    let mut producers: Vec<Process> = (0..PRODUCERS)
-        .map(|id| Process::new(producer, (q.clone(), id)))
+    let producers: Vec<Process> = (0..PRODUCERS)
+        .map(|id| start(Process::new(producer, (q.clone(), id))))
         .collect();
-    for p in consumers.iter_mut().chain(producers.iter_mut()) {
-        p.start().unwrap();
-    }
     let mut seen: BTreeMap<(u32, u32), u32> = BTreeMap::new();
     let mut last_seq: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for _ in 0..PRODUCERS * PER_PRODUCER {
-        let (producer, seq, intact) = out.get_timeout(LONG).unwrap();
+        let (producer, seq, intact) = out.get_timeout(BOUND).unwrap();
         assert!(intact, "item {producer}/{seq} arrived torn");
         *seen.entry((producer, seq)).or_default() += 1;
         last_seq.entry(producer).or_default().push(seq);
     }
     assert_eq!(seen.len(), (PRODUCERS * PER_PRODUCER) as usize);
     assert!(seen.values().all(|&n| n == 1), "no duplicates");
-    for p in &mut producers {
-        join_ok(p);
+    for p in producers {
+        assert_eq!(finish(p), 0);
     }
     for _ in &consumers {
         q.put(None).unwrap();
     }
-    for p in &mut consumers {
-        join_ok(p);
+    for p in consumers {
+        assert_eq!(finish(p), 0);
     }
     assert!(q.empty() && out.empty());
 }
@@ -349,10 +333,8 @@ fn put_then_die(q: Queue<u8>) {
 #[test]
 fn when_every_writer_died_get_timeout_returns_empty() {
     let q = Queue::new().unwrap();
-    let mut p = Process::new(put_then_die, (q.clone(),));
-    p.start().unwrap();
-    join_ok(&mut p);
-    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    assert_eq!(run(Process::new(put_then_die, (q.clone(),))), 0);
+    assert_eq!(q.get_timeout(BOUND).unwrap(), 1);
     let start = Instant::now();
     assert!(matches!(
         q.get_timeout(Duration::from_millis(200)),
@@ -370,14 +352,13 @@ fn get_forever(q: Queue<u8>, started: Connection) {
 fn a_consumer_killed_while_waiting_does_not_block_the_others() {
     let q = Queue::new().unwrap();
     let (started_r, started_w) = pipe_simplex().unwrap();
-    let mut p = Process::new(get_forever, (q.clone(), started_w));
-    p.start().unwrap();
+    let mut p = start(Process::new(get_forever, (q.clone(), started_w)));
     started_r.recv::<()>().unwrap();
     std::thread::sleep(Duration::from_millis(50));
     p.kill().unwrap();
     p.join().unwrap();
     q.put(5).unwrap();
-    assert_eq!(q.get_timeout(LONG).unwrap(), 5);
+    assert_eq!(q.get_timeout(BOUND).unwrap(), 5);
 }
 
 #[test]
@@ -480,8 +461,8 @@ fn join_returns_once_every_task_is_done() {
     for _ in &workers {
         q.put(u32::MAX).unwrap();
     }
-    for w in &mut workers {
-        join_ok(w);
+    for w in workers {
+        assert_eq!(finish(w), 0);
     }
     q.join().unwrap();
 }
@@ -535,8 +516,7 @@ fn simple_queue_put_is_synchronous_and_ordered_across_processes() {
     assert_eq!(q.get().unwrap(), 1);
     assert!(q.empty());
     let (parent, child) = mpcore::pipe().unwrap();
-    let mut p = Process::new(simple_put_three, (q.clone(), child));
-    p.start().unwrap();
+    let p = start(Process::new(simple_put_three, (q.clone(), child)));
     for i in 0..3 {
         assert!(q.empty());
         parent.send(&()).unwrap();
@@ -545,7 +525,7 @@ fn simple_queue_put_is_synchronous_and_ordered_across_processes() {
         assert_eq!(q.get().unwrap(), i);
     }
     assert!(q.empty());
-    join_ok(&mut p);
+    assert_eq!(finish(p), 0);
 }
 
 #[test]
@@ -565,12 +545,11 @@ fn simple_put_big(q: SimpleQueue<Vec<u8>>) {
 #[test]
 fn simple_queue_carries_items_larger_than_its_memory() {
     let q = SimpleQueue::new().unwrap();
-    let mut p = Process::new(simple_put_big, (q.clone(),));
-    p.start().unwrap();
+    let p = start(Process::new(simple_put_big, (q.clone(),)));
     let item = q.get().unwrap();
     assert_eq!(item.len(), 4 << 20);
     assert!(item.iter().all(|&b| b == 5));
-    join_ok(&mut p);
+    assert_eq!(finish(p), 0);
 }
 
 fn use_every_queue(q: Queue<String>, jq: JoinableQueue<u32>, sq: SimpleQueue<Vec<u8>>) {
@@ -591,19 +570,18 @@ fn queues_pass_to_children_under_every_start_method() {
         let jq = ctx.joinable_queue().unwrap();
         let sq = ctx.simple_queue().unwrap();
         jq.put(4).unwrap();
-        let mut p = ctx.process(use_every_queue, (q.clone(), jq.clone(), sq.clone()));
-        p.start().unwrap();
-        let hello = q.get_timeout(LONG).unwrap();
+        let p = start(ctx.process(use_every_queue, (q.clone(), jq.clone(), sq.clone())));
+        let hello = q.get_timeout(BOUND).unwrap();
         // Context processes are named after their method ("ForkProcess-1").
         assert!(
             hello.starts_with("hello from ") && hello.contains("Process-"),
             "{method:?}: {hello}"
         );
-        assert_eq!(q.get_timeout(LONG).unwrap().len(), 1 << 20, "{method:?}");
+        assert_eq!(q.get_timeout(BOUND).unwrap().len(), 1 << 20, "{method:?}");
         // Only the child gets from `jq`: join returns once it called task_done.
         jq.join().unwrap();
         assert_eq!(sq.get().unwrap(), [4, 4, 4]);
         assert!(jq.empty());
-        join_ok(&mut p);
+        assert_eq!(finish(p), 0, "{method:?}");
     }
 }

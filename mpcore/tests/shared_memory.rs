@@ -4,15 +4,16 @@
 //! Tests with children are in `per_method!`, which makes a `fork::NAME`,
 //! `spawn::NAME` and `forkserver::NAME` test of each.
 
+mod common;
+
 use std::io::ErrorKind;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{BOUND, per_method, process, run, start};
 use mpcore::shared_memory::{ShareableList, SharedMemory};
-use mpcore::{Error, Event, Obj, Process, StartMethod, Target, get_context};
-
-const BOUND: Duration = Duration::from_secs(60);
+use mpcore::{Error, Event, Obj, Process, StartMethod};
 
 /// A name unique to this test process and test.
 fn name(test: &str) -> String {
@@ -36,12 +37,6 @@ fn io_kind(err: &Error) -> Option<ErrorKind> {
         Error::Io(e) => Some(e.kind()),
         _ => None,
     }
-}
-
-fn run(mut p: Process) -> i32 {
-    p.start().unwrap();
-    p.join().unwrap();
-    p.exitcode().unwrap()
 }
 
 #[test]
@@ -127,6 +122,19 @@ fn create_and_hang(name: String, created: Event) {
     loop {
         thread::park();
     }
+}
+
+/// Starts a child of `method` that creates the segment `name` and hangs; returns it
+/// once the segment is there.
+fn start_creator(method: StartMethod, name: &str) -> Process {
+    let created = Event::new().unwrap();
+    let child = start(process(
+        method,
+        create_and_hang,
+        (name.to_string(), created.clone()),
+    ));
+    assert!(created.wait_timeout(BOUND));
+    child
 }
 
 // ---------------------------------------------------------------------------
@@ -312,11 +320,6 @@ fn update_list(mut sl: ShareableList) {
 // Across processes, under every start method
 // ---------------------------------------------------------------------------
 
-/// A process of `method` that calls `target(args)`.
-fn process<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
-    get_context(method).process(target, args)
-}
-
 /// Opens the segment by its name and writes 1 at its start.
 fn attach_and_write(name: String) {
     let mut attached = SharedMemory::open(&name).unwrap();
@@ -331,24 +334,6 @@ fn create_and_close(name: String) {
 fn create_and_unlink(name: String) {
     let shm = SharedMemory::create(Some(&name), 8).unwrap();
     shm.unlink().unwrap();
-}
-
-/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
-/// `fn NAME(method: StartMethod)`.
-macro_rules! per_method {
-    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
-        $(fn $name($m: StartMethod) $body)*
-
-        mod fork {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
-        }
-        mod spawn {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
-        }
-        mod forkserver {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
-        }
-    };
 }
 
 per_method! {
@@ -381,10 +366,7 @@ per_method! {
 
     fn a_segment_left_by_a_killed_child_is_removed(method: StartMethod) {
         let n = name(&format!("left-by-kill-{method}"));
-        let created = Event::new().unwrap();
-        let mut child = process(method, create_and_hang, (n.clone(), created.clone()));
-        child.start().unwrap();
-        assert!(created.wait_timeout(BOUND));
+        let mut child = start_creator(method, &n);
         assert!(exists(&n));
         child.kill().unwrap();
         child.join().unwrap();
@@ -393,10 +375,7 @@ per_method! {
 
     fn a_leftover_segment_stays_while_another_process_uses_it(method: StartMethod) {
         let n = name(&format!("in-use-{method}"));
-        let created = Event::new().unwrap();
-        let mut child = process(method, create_and_hang, (n.clone(), created.clone()));
-        child.start().unwrap();
-        assert!(created.wait_timeout(BOUND));
+        let mut child = start_creator(method, &n);
         let mut user = SharedMemory::open(&n).unwrap();
         child.kill().unwrap();
         child.join().unwrap();

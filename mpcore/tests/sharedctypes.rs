@@ -3,20 +3,13 @@
 //! Tests of what children see and do are in `per_method!`, which makes a `fork::NAME`,
 //! `spawn::NAME` and `forkserver::NAME` test of each.
 
+mod common;
+
 use std::thread;
 use std::time::Duration;
 
-use mpcore::{
-    Array, Event, Process, RLock, RawArray, RawValue, StartMethod, Target, Value, get_context,
-};
-
-const BOUND: Duration = Duration::from_secs(60);
-
-fn run(mut p: Process) -> i32 {
-    p.start().unwrap();
-    p.join().unwrap();
-    p.exitcode().unwrap()
-}
+use common::{BOUND, finish, per_method, process, run, start, start_n};
+use mpcore::{Array, Event, RLock, RawArray, RawValue, StartMethod, Value};
 
 fn assign(i: Value<i32>, d: Value<f64>, h: Value<i16>, q: Value<i64>, c: Value<u8>) {
     i.set(24234);
@@ -205,29 +198,6 @@ fn every_shared_type_is_send_clone_and_serde() {
 // Across processes, under every start method
 // ---------------------------------------------------------------------------
 
-/// A process of `method` that calls `target(args)`.
-fn process<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
-    get_context(method).process(target, args)
-}
-
-/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
-/// `fn NAME(method: StartMethod)`.
-macro_rules! per_method {
-    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
-        $(fn $name($m: StartMethod) $body)*
-
-        mod fork {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
-        }
-        mod spawn {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
-        }
-        mod forkserver {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
-        }
-    };
-}
-
 per_method! {
     fn a_child_assigns_values_the_parent_reads(method: StartMethod) {
         let i = Value::with_typecode('i', 4343i32).unwrap();
@@ -260,16 +230,10 @@ per_method! {
 
     fn two_processes_increment_a_value_exactly(method: StartMethod) {
         let v = Value::new(0i64).unwrap();
-        let mut children: Vec<Process> = (0..2)
-            .map(|_| process(method, increment, (v.clone(), 20_000u32)))
-            .collect();
-        for p in &mut children {
-            p.start().unwrap();
-        }
+        let children = start_n(2, method, increment, (v.clone(), 20_000u32));
         increment(v.clone(), 20_000);
-        for p in &mut children {
-            p.join().unwrap();
-            assert_eq!(p.exitcode(), Some(0));
+        for p in children {
+            assert_eq!(finish(p), 0);
         }
         assert_eq!(v.get(), 60_000);
     }
@@ -277,8 +241,7 @@ per_method! {
     fn a_values_lock_held_by_a_killed_process_is_taken_over(method: StartMethod) {
         let v = Value::new(5i64).unwrap();
         let held = Event::new().unwrap();
-        let mut child = process(method, hold_value_forever, (v.clone(), held.clone()));
-        child.start().unwrap();
+        let mut child = start(process(method, hold_value_forever, (v.clone(), held.clone())));
         assert!(held.wait_timeout(BOUND));
         child.kill().unwrap();
         child.join().unwrap();

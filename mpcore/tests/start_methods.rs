@@ -5,19 +5,22 @@
 //! The start method is global state, so its rules are checked in fresh copies of
 //! this test binary (`scenario`), as `tests/process.rs` does for at-exit behaviour.
 
-use std::fs::File;
+mod common;
+
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{
+    Pipe, Writer, exit_with, finish, noop, process, run, scenario_command, start, stdout,
+};
 use mpcore::{Process, StartMethod, get_context};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const ALL: [StartMethod; 3] = [
     StartMethod::Fork,
@@ -25,40 +28,13 @@ const ALL: [StartMethod; 3] = [
     StartMethod::Forkserver,
 ];
 
-/// The write end of a pipe, passable to a child of any start method.
-struct Writer(OwnedFd);
-
-impl Serialize for Writer {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        mpcore::reduction::serialize_fd("Writer", self.0.as_fd(), s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Writer {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Writer(mpcore::reduction::deserialize_fd(d)?))
-    }
-}
-
-impl Writer {
-    fn say(&self, line: &str) {
-        let mut f = File::from(self.0.try_clone().unwrap());
-        f.write_all(format!("{line}\n").as_bytes()).unwrap();
-    }
-}
-
 /// Runs `make(writer)` as a child, joins it and returns (exit code, what it wrote).
-fn run_reporting(make: impl FnOnce(Writer) -> Process) -> (Option<i32>, String) {
-    let (r, w) = nix::unistd::pipe().unwrap();
-    let mut p = make(Writer(w));
-    p.start().unwrap();
-    let mut out = String::new();
-    File::from(r).read_to_string(&mut out).unwrap();
-    p.join().unwrap();
-    (p.exitcode(), out)
+fn run_reporting(make: impl FnOnce(Writer) -> Process) -> (i32, String) {
+    let pipe = Pipe::new();
+    let p = start(make(pipe.writer.clone()));
+    let out = pipe.read_all();
+    (finish(p), out)
 }
-
-fn noop() {}
 
 // ---------------------------------------------------------------------------
 // What a child inherits.
@@ -73,8 +49,8 @@ fn report_global(w: Writer) {
 fn only_a_forked_child_sees_a_change_made_just_before_start() {
     GLOBAL.store(42, Ordering::SeqCst);
     for method in ALL {
-        let (code, out) = run_reporting(|w| get_context(method).process(report_global, (w,)));
-        assert_eq!(code, Some(0), "{method}");
+        let (code, out) = run_reporting(|w| process(method, report_global, (w,)));
+        assert_eq!(code, 0, "{method}");
         let expected = if method == StartMethod::Fork {
             "42"
         } else {
@@ -106,8 +82,8 @@ fn spawned_and_forkserver_children_inherit_no_stray_descriptor() {
     let stray = stray_w.as_raw_fd();
     for method in [StartMethod::Spawn, StartMethod::Forkserver] {
         let (code, out) =
-            run_reporting(|w| get_context(method).process(report_environment_and_fds, (w, stray)));
-        assert_eq!(code, Some(0), "{method}: {out}");
+            run_reporting(|w| process(method, report_environment_and_fds, (w, stray)));
+        assert_eq!(code, 0, "{method}: {out}");
         assert!(out.starts_with("var false stray "), "{method}: {out}");
         assert!(
             out.trim_end().ends_with(&format!("method {method}")),
@@ -144,9 +120,8 @@ fn spawned_and_forkserver_children_inherit_no_stray_descriptor() {
 #[test]
 fn a_child_reports_the_start_method_it_was_started_by() {
     for method in ALL {
-        let (code, out) =
-            run_reporting(|w| get_context(method).process(report_environment_and_fds, (w, -1)));
-        assert_eq!(code, Some(0));
+        let (code, out) = run_reporting(|w| process(method, report_environment_and_fds, (w, -1)));
+        assert_eq!(code, 0);
         assert!(
             out.trim_end().ends_with(&format!("method {method}")),
             "{out}"
@@ -168,7 +143,7 @@ fn report_parents(w: Writer) {
 fn parent_process_is_the_real_parent_even_under_forkserver() {
     let me = std::process::id();
     for method in ALL {
-        let (_, out) = run_reporting(|w| get_context(method).process(report_parents, (w,)));
+        let (_, out) = run_reporting(|w| process(method, report_parents, (w,)));
         let fields: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(fields[0], "MainProcess");
         assert_eq!(fields[1], me.to_string());
@@ -196,31 +171,29 @@ fn a_closure_cannot_start_under_spawn_or_forkserver() {
 
         // A capturing closure given to `Process::new` is refused the same way.
         let offset = 5u32;
-        let mut p = get_context(method).process(move |x: u32| x + offset, (1,));
+        let mut p = process(method, move |x: u32| x + offset, (1,));
         let err = p.start().unwrap_err().to_string();
         assert!(err.contains("fork") && err.contains("closure"), "{err}");
 
         // So is a fn pointer (its value, not its type, says which function).
         let pointer: fn() = noop;
-        let mut p = get_context(method).process(pointer, ());
+        let mut p = process(method, pointer, ());
         let err = p.start().unwrap_err().to_string();
         assert!(err.contains("fn pointer"), "{err}");
     }
     // Under fork all of them run.
     let offset = 5u32;
     let pointer: fn(u32) = exit_with_u32;
-    for mut p in [
-        get_context(StartMethod::Fork).process(move |x: u32| exit_with_u32(x + offset), (1,)),
-        get_context(StartMethod::Fork).process(pointer, (6,)),
+    for p in [
+        process(
+            StartMethod::Fork,
+            move |x: u32| exit_with_u32(x + offset),
+            (1,),
+        ),
+        process(StartMethod::Fork, pointer, (6,)),
     ] {
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(6));
+        assert_eq!(run(p), 6);
     }
-}
-
-fn exit_with(code: i32) {
-    mpcore::exit(code);
 }
 
 fn exit_with_u32(code: u32) {
@@ -230,10 +203,8 @@ fn exit_with_u32(code: u32) {
 #[test]
 fn a_capture_free_closure_is_a_target_everywhere() {
     for method in ALL {
-        let mut p = get_context(method).process(|code: i32| exit_with(code), (9,));
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(9), "{method}");
+        let p = process(method, |code: i32| exit_with(code), (9,));
+        assert_eq!(run(p), 9, "{method}");
     }
 }
 
@@ -257,25 +228,16 @@ fn expected_sum() -> u64 {
 #[test]
 fn large_arguments_and_several_handles_reach_the_child() {
     for method in ALL {
-        let pipes: Vec<(OwnedFd, OwnedFd)> = (0..3).map(|_| nix::unistd::pipe().unwrap()).collect();
-        let mut readers = Vec::new();
-        let mut writers = Vec::new();
-        for (r, w) in pipes {
-            readers.push(File::from(r));
-            writers.push(Writer(w));
-        }
-        let c = writers.pop().unwrap();
-        let b = writers.pop().unwrap();
-        let a = writers.pop().unwrap();
-        let mut p =
-            get_context(method).process(check_big, (big_data(), "x".repeat(100_000), a, b, c));
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(7), "{method}");
-        for (reader, expected) in readers.iter_mut().zip(["a\n", "b\n", "c\n"]) {
-            let mut out = String::new();
-            reader.read_to_string(&mut out).unwrap();
-            assert_eq!(out, expected, "{method}");
+        let pipes: [Pipe; 3] = std::array::from_fn(|_| Pipe::new());
+        let [a, b, c] = pipes.each_ref().map(|pipe| pipe.writer.clone());
+        let p = process(
+            method,
+            check_big,
+            (big_data(), "x".repeat(100_000), a, b, c),
+        );
+        assert_eq!(run(p), 7, "{method}");
+        for (pipe, expected) in pipes.into_iter().zip(["a\n", "b\n", "c\n"]) {
+            assert_eq!(pipe.read_all(), expected, "{method}");
         }
     }
 }
@@ -287,7 +249,7 @@ fn context_processes_carry_cpythons_class_names() {
         (StartMethod::Spawn, "SpawnProcess-"),
         (StartMethod::Forkserver, "ForkServerProcess-"),
     ] {
-        let p = get_context(method).process(noop, ());
+        let p = process(method, noop, ());
         assert!(p.name().starts_with(prefix), "{}", p.name());
         assert_eq!(get_context(method).get_start_method(), method);
     }
@@ -307,24 +269,6 @@ fn start_methods_have_pythons_names() {
 // ---------------------------------------------------------------------------
 // Scenarios: whole programs in a fresh copy of this binary.
 
-const SCENARIO_ENV: &str = "MPCORE_TEST_SCENARIO";
-
-fn scenario_command(name: &str, method: Option<StartMethod>) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        &format!("scenarios::{name}"),
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(SCENARIO_ENV, name)
-    .env_remove("MPCORE_START_METHOD");
-    if let Some(method) = method {
-        cmd.env("MPCORE_START_METHOD", method.to_string());
-    }
-    cmd
-}
-
 /// Runs `scenarios::NAME` as a program of its own; returns its output and pid.
 fn scenario(name: &str, method: Option<StartMethod>) -> (Output, u32) {
     let child = scenario_command(name, method)
@@ -341,10 +285,6 @@ fn scenario(name: &str, method: Option<StartMethod>) -> (Output, u32) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output, pid)
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The values of the lines `KEY VALUE` in `out` (libtest may have started the line
@@ -539,10 +479,7 @@ fn a_killed_program_takes_its_fork_server_with_it() {
 
 mod scenarios {
     use super::*;
-
-    fn active(name: &str) -> bool {
-        std::env::var(SCENARIO_ENV).is_ok_and(|s| s == name)
-    }
+    use crate::common::in_scenario;
 
     fn verdict(r: mpcore::Result<()>) -> &'static str {
         match r {
@@ -554,7 +491,7 @@ mod scenarios {
 
     #[test]
     fn method_rules() {
-        if !active("method_rules") {
+        if !in_scenario("method_rules") {
             return;
         }
         mpcore::init();
@@ -574,7 +511,7 @@ mod scenarios {
 
     #[test]
     fn get_fixes() {
-        if !active("get_fixes") {
+        if !in_scenario("get_fixes") {
             return;
         }
         mpcore::init();
@@ -587,16 +524,12 @@ mod scenarios {
 
     #[test]
     fn start_fixes() {
-        if !active("start_fixes") {
+        if !in_scenario("start_fixes") {
             return;
         }
         mpcore::init();
-        let mut p = get_context(StartMethod::Spawn).process(noop, ());
-        p.start().unwrap();
-        p.join().unwrap();
-        let mut p = Process::new(noop, ());
-        p.start().unwrap();
-        p.join().unwrap();
+        run(get_context(StartMethod::Spawn).process(noop, ()));
+        run(Process::new(noop, ()));
         println!("after context start: ok");
         println!(
             "after plain start: {}",
@@ -610,35 +543,31 @@ mod scenarios {
 
     #[test]
     fn report_method() {
-        if !active("report_method") {
+        if !in_scenario("report_method") {
             return;
         }
         mpcore::init();
         println!("main {}", mpcore::get_start_method());
-        let mut p = Process::new(print_method, ());
-        p.start().unwrap();
-        p.join().unwrap();
+        run(Process::new(print_method, ()));
     }
 
     fn print_names() {
-        let mut p = Process::new(noop, ());
+        let p = Process::new(noop, ());
         println!("name {}", p.name());
-        p.start().unwrap();
-        p.join().unwrap();
+        run(p);
     }
 
     #[test]
     fn names() {
-        if !active("names") {
+        if !in_scenario("names") {
             return;
         }
         mpcore::init();
         let a = Process::new(noop, ());
         println!("name {}", a.name());
-        let mut b = Process::new(print_names, ());
+        let b = Process::new(print_names, ());
         println!("name {}", b.name());
-        b.start().unwrap();
-        b.join().unwrap();
+        run(b);
         println!("name {}", Process::new(noop, ()).name());
     }
 
@@ -648,15 +577,12 @@ mod scenarios {
 
     #[test]
     fn main_once() {
-        if !active("main_once") {
+        if !in_scenario("main_once") {
             return;
         }
         mpcore::init();
         println!("main starts");
-        let mut p = Process::new(child_ran, ());
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0));
+        assert_eq!(run(Process::new(child_ran, ())), 0);
     }
 
     fn print_server() {
@@ -670,15 +596,12 @@ mod scenarios {
 
     #[test]
     fn forkserver_life() {
-        if !active("forkserver_life") {
+        if !in_scenario("forkserver_life") {
             return;
         }
         mpcore::init();
         for _ in 0..2 {
-            let mut p = Process::new(print_server, ());
-            p.start().unwrap();
-            p.join().unwrap();
-            assert_eq!(p.exitcode(), Some(0));
+            assert_eq!(run(Process::new(print_server, ())), 0);
         }
         // The server's socket, in its private directory.
         use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -700,16 +623,17 @@ mod scenarios {
 
     #[test]
     fn forkserver_killed() {
-        if !active("forkserver_killed") {
+        if !in_scenario("forkserver_killed") {
             return;
         }
         mpcore::init();
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let mut in_flight = Process::new(report_parents_then_sleep, (Writer(w), 500));
-        in_flight.start().unwrap();
+        let pipe = Pipe::new();
+        let mut in_flight = start(Process::new(
+            report_parents_then_sleep,
+            (pipe.writer.clone(), 500),
+        ));
         println!("in-flight pid {}", in_flight.pid().unwrap());
-        let mut line = String::new();
-        File::from(r).read_to_string(&mut line).unwrap();
+        let line = pipe.read_all();
         let server: i32 = line.trim().parse().unwrap();
         println!("server {server}");
         kill(Pid::from_raw(server), Signal::SIGKILL).unwrap();
@@ -729,13 +653,11 @@ mod scenarios {
 
     #[test]
     fn killed_main() {
-        if !active("killed_main") {
+        if !in_scenario("killed_main") {
             return;
         }
         mpcore::init();
-        let mut p = Process::new(print_server_then_sleep, (0,));
-        p.start().unwrap();
-        p.join().unwrap();
+        run(Process::new(print_server_then_sleep, (0,)));
         println!("ready");
         std::io::stdout().flush().unwrap();
         std::thread::sleep(Duration::from_secs(120));

@@ -7,36 +7,19 @@
 //! Timing rules for a loaded machine: never assert that something took *about* a
 //! time; only "returned before a generous bound" or "waited at least d".
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{BOUND, finish, per_method, process, run, start, start_n};
 use mpcore::synchronize::{ConditionLock, SEM_VALUE_MAX};
 use mpcore::{
     Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore,
-    StartMethod, Target, Value, get_context,
+    StartMethod, Value,
 };
-
-/// A bound no healthy test comes near, even on a loaded machine.
-const BOUND: Duration = Duration::from_secs(60);
-
-/// Starts `p` and waits for it; returns its exit code.
-fn run(mut p: Process) -> i32 {
-    p.start().unwrap();
-    p.join().unwrap();
-    p.exitcode().unwrap()
-}
-
-fn start(mut p: Process) -> Process {
-    p.start().unwrap();
-    p
-}
-
-fn finish(mut p: Process) -> i32 {
-    p.join().unwrap();
-    p.exitcode().unwrap()
-}
 
 // ---------------------------------------------------------------------------
 // Lock
@@ -574,11 +557,6 @@ fn every_handle_is_send_clone_and_serde() {
 // Across processes, under every start method
 // ---------------------------------------------------------------------------
 
-/// A process of `method` that calls `target(args)`.
-fn process<F: Target<A>, A: Send + 'static>(method: StartMethod, target: F, args: A) -> Process {
-    get_context(method).process(target, args)
-}
-
 fn hold_until_go(lock: Lock, held: Event, go: Event) {
     let _guard = lock.lock();
     held.set();
@@ -620,24 +598,6 @@ fn hold_both(lock: Lock, rlock: RLock) {
     loop {
         thread::park();
     }
-}
-
-/// Makes `fork::NAME`, `spawn::NAME` and `forkserver::NAME` tests of each
-/// `fn NAME(method: StartMethod)`.
-macro_rules! per_method {
-    ($(fn $name:ident($m:ident: StartMethod) $body:block)*) => {
-        $(fn $name($m: StartMethod) $body)*
-
-        mod fork {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Fork) })*
-        }
-        mod spawn {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Spawn) })*
-        }
-        mod forkserver {
-            $(#[test] fn $name() { super::$name(mpcore::StartMethod::Forkserver) })*
-        }
-    };
 }
 
 per_method! {
@@ -761,14 +721,7 @@ per_method! {
         let sem = Semaphore::new(3).unwrap();
         let inside = Value::new(0u32).unwrap();
         let most = Value::new(0u32).unwrap();
-        let children: Vec<Process> = (0..6)
-            .map(|_| {
-                start(process(method,
-                    admit,
-                    (sem.clone(), inside.clone(), most.clone()),
-                ))
-            })
-            .collect();
+        let children = start_n(6, method, admit, (sem.clone(), inside.clone(), most.clone()));
         for child in children {
             assert_eq!(finish(child), 0);
         }
@@ -799,14 +752,12 @@ per_method! {
         let cond = Condition::new(None).unwrap();
         let sleeping = Value::new(0u32).unwrap();
         let woken = Value::new(0u32).unwrap();
-        let children: Vec<Process> = (0..3)
-            .map(|_| {
-                start(process(method,
-                    count_wakeups,
-                    (cond.clone(), sleeping.clone(), woken.clone()),
-                ))
-            })
-            .collect();
+        let children = start_n(
+            3,
+            method,
+            count_wakeups,
+            (cond.clone(), sleeping.clone(), woken.clone()),
+        );
         let threads: Vec<_> = (0..3)
             .map(|_| {
                 let (c, s, w) = (cond.clone(), sleeping.clone(), woken.clone());
@@ -854,14 +805,12 @@ per_method! {
         }
         let sleeping = Value::new(0u32).unwrap();
         let woken = Value::new(0u32).unwrap();
-        let children: Vec<Process> = (0..3)
-            .map(|_| {
-                start(process(method,
-                    count_wakeups,
-                    (cond.clone(), sleeping.clone(), woken.clone()),
-                ))
-            })
-            .collect();
+        let children = start_n(
+            3,
+            method,
+            count_wakeups,
+            (cond.clone(), sleeping.clone(), woken.clone()),
+        );
         until(|| sleeping.get() == 3);
         {
             let _g = cond.lock();
@@ -926,9 +875,7 @@ per_method! {
 
     fn an_event_wakes_every_waiter(method: StartMethod) {
         let ev = Event::new().unwrap();
-        let children: Vec<Process> = (0..3)
-            .map(|_| start(process(method, wait_event, (ev.clone(),))))
-            .collect();
+        let children = start_n(3, method, wait_event, (ev.clone(),));
         thread::sleep(Duration::from_millis(20));
         ev.set();
         for child in children {
@@ -940,14 +887,12 @@ per_method! {
         let barrier = Barrier::new(3, None, None).unwrap();
         let arrived = Value::new(0u32).unwrap();
         let indices = Value::new(0u32).unwrap();
-        let children: Vec<Process> = (0..3)
-            .map(|_| {
-                start(process(method,
-                    barrier_party,
-                    (barrier.clone(), arrived.clone(), indices.clone()),
-                ))
-            })
-            .collect();
+        let children = start_n(
+            3,
+            method,
+            barrier_party,
+            (barrier.clone(), arrived.clone(), indices.clone()),
+        );
         for child in children {
             assert_eq!(finish(child), 0);
         }
