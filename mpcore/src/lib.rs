@@ -85,6 +85,41 @@
 //! `Process Process-1:` and the panic message on stderr), `n` after
 //! [`exit`]`(n)` (modulo 256), and `-s` when a signal `s` killed it.
 
+//!
+//! # Logging and finalizers
+//!
+//! As Python's `multiprocessing.log_to_stderr(logging.INFO)`, [`log_to_stderr`]
+//! turns on mpcore's logger, which prints `[LEVEL/ProcessName] message` lines on
+//! stderr. Children inherit its level under every start method, and mpcore logs
+//! what CPython logs: `child process calling self.run()`, the at-exit steps,
+//! `process exiting with exitcode 0`. [`get_logger`] gives the logger itself, for
+//! your own records; levels are Python's numbers ([`util::DEBUG`],
+//! [`util::INFO`], ...). Nothing is printed until `log_to_stderr` is called.
+//!
+//! [`util::Finalize`] is Python's `multiprocessing.util.Finalize`: a callback that
+//! runs once, when called, when its handle is dropped, or at exit in the order of
+//! its exit priority (those of priority 0 and more before the process's children
+//! are joined, the others after). Keep the handle in the value whose end it marks.
+//!
+//! ```
+//! use mpcore::util::{Finalize, INFO};
+//!
+//! fn work() {
+//!     mpcore::get_logger().info("working");
+//!     // Runs when this child exits, after its own children were joined.
+//!     Finalize::with_exit_priority(|| println!("child cleanup"), -1).detach();
+//! }
+//!
+//! fn main() -> mpcore::Result<()> {
+//!     mpcore::init();
+//!     mpcore::log_to_stderr(INFO); // [INFO/Process-1] working, ...
+//!     let mut p = mpcore::Process::new(work, ());
+//!     p.start()?;
+//!     p.join()?;
+//!     Ok(())
+//! }
+//! ```
+
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -119,6 +154,7 @@ pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use shared_memory::{ShareableList, SharedMemory};
 pub use sharedctypes::{Array, CType, RawArray, RawValue, Value};
 pub use synchronize::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+pub use util::{get_logger, log_to_stderr};
 
 /// Prepares mpcore; call it first in `main`, before anything else runs.
 ///

@@ -629,14 +629,17 @@ pub fn active_children() -> Vec<ProcessInfo> {
 /// child's target ends, and in [`exit`](crate::exit).
 pub(crate) fn finish_children() {
     cleanup();
-    let children: Vec<Arc<dyn Popen>> = {
-        let registry = lock(&CHILDREN);
-        for child in registry.iter().filter(|c| c.daemon) {
-            let _ = child.popen.send_signal(Signal::SIGTERM);
-        }
-        registry.iter().map(|c| Arc::clone(&c.popen)).collect()
-    };
-    for popen in &children {
+    // Copied out first: the log takes CURRENT, which a fork takes before CHILDREN.
+    let children: Vec<(Arc<dyn Popen>, String, bool)> = lock(&CHILDREN)
+        .iter()
+        .map(|c| (Arc::clone(&c.popen), c.name.clone(), c.daemon))
+        .collect();
+    for (popen, name, _) in children.iter().filter(|c| c.2) {
+        util::info(format_args!("calling terminate() for daemon {name}"));
+        let _ = popen.send_signal(Signal::SIGTERM);
+    }
+    for (popen, name, _) in &children {
+        util::info(format_args!("calling join() for process {name}"));
         popen.wait(None);
         forget_child(popen);
     }
@@ -658,6 +661,7 @@ pub(crate) struct ForkLocks {
     children: MutexGuard<'static, Vec<Child>>,
     method: MutexGuard<'static, Option<StartMethod>>,
     forkserver: crate::forkserver::ForkGuard,
+    finalizers: util::ForkGuard,
     _stderr: io::StderrLock<'static>,
     _stdout: io::StdoutLock<'static>,
 }
@@ -675,6 +679,7 @@ pub(crate) fn before_fork() -> ForkLocks {
         children: lock(&CHILDREN),
         method: context::lock_for_fork(),
         forkserver: crate::forkserver::lock_for_fork(),
+        finalizers: util::lock_for_fork(),
         _stderr: stderr,
         _stdout: stdout,
     }
@@ -687,6 +692,7 @@ pub(crate) fn child_main(mut held: ForkLocks, setup: ChildSetup, payload: Payloa
     // its fork server is not ours either (we start our own if we need one).
     held.children.clear();
     held.forkserver.forget();
+    held.finalizers.forget_inherited();
     context::fix_in_child(&mut held.method, setup.start_method);
     util::log_pid(&setup.name);
     *held.current = Current {
@@ -724,6 +730,7 @@ pub(crate) fn become_child(setup: ChildSetup) {
 /// so this path allocates nothing before the target runs: every page a forked child
 /// writes is a copy-on-write fault, the main cost of a fork start.
 pub(crate) fn run_child(target: impl FnOnce()) -> ! {
+    util::info("child process calling self.run()");
     let code = match panic::catch_unwind(AssertUnwindSafe(target)) {
         Ok(()) => 0,
         Err(_) => 1,
@@ -782,11 +789,12 @@ fn report_panic(name: &str, info: &panic::PanicHookInfo<'_>) {
     let _ = io::stderr().lock().write_all(report.as_bytes());
 }
 
-/// Ends a child: waits for its own children, flushes, and leaves with `_exit`, so
-/// that nothing of the parent's `main` or at-exit work runs.
+/// Ends a child: runs its at-exit work (finalizers, its own children joined), flushes,
+/// and leaves with `_exit`, so that nothing of the parent's `main` or at-exit work
+/// runs.
 pub(crate) fn exit_child(code: i32) -> ! {
-    finish_children();
-    util::run_exit_hooks();
+    util::exit_function();
+    util::info(format_args!("process exiting with exitcode {code}"));
     util::flush_std_streams();
     crate::sys::process::exit_immediately(code)
 }

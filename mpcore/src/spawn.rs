@@ -13,6 +13,7 @@
 //! - the target's encoded arguments, whose handles refer by index to the descriptors
 //!   passed with the bootstrap;
 //! - the child's name, identity, daemon flag, parent and start method (`ChildSetup`);
+//! - the parent's logger level, and whether it logs to stderr;
 //! - the identity of the executable, so a child never jumps into another program.
 //!
 //! # How a re-executed program finds it
@@ -40,6 +41,7 @@ use crate::forkserver::ServerBoot;
 use crate::process::{self, ChildSetup, Prepared, Run, Target};
 use crate::reduction;
 use crate::sys::spawn::{self as sys_spawn, FIRST_PASSED_FD, ImageId};
+use crate::util;
 
 /// The environment variable naming the descriptor that holds a child's bootstrap.
 pub const BOOTSTRAP_ENV: &str = "MPCORE_BOOTSTRAP_FD";
@@ -71,6 +73,8 @@ pub(crate) struct ChildBoot {
     entry: i64,
     args: Vec<u8>,
     setup: ChildSetup,
+    /// The parent's logger level and handler (fork children inherit them in memory).
+    log: util::LogSetup,
 }
 
 impl ChildBoot {
@@ -81,6 +85,7 @@ impl ChildBoot {
             entry: sys_spawn::entry_offset(prepared.entry),
             args: prepared.args,
             setup,
+            log: util::LogSetup::current(),
         };
         (boot, prepared.fds)
     }
@@ -113,6 +118,7 @@ pub(crate) fn run_child_boot(image: &ImageId, boot: ChildBoot, fds: Vec<OwnedFd>
         Err(err) => fail(&format!("cannot start the child: {err}")),
     };
     let entry = sys_spawn::resolve_entry(boot.entry, &same);
+    boot.log.apply();
     process::become_child(boot.setup);
     let args = boot.args;
     process::run_child(move || entry(&args, fds))
