@@ -113,7 +113,8 @@ pub use context::{
 pub use error::{Error, Result};
 pub use obj::Obj;
 pub use process::{
-    Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
+    ParentProcess, Process, ProcessInfo, Run, Target, active_children, current_process,
+    parent_process,
 };
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use shared_memory::{ShareableList, SharedMemory};
