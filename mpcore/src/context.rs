@@ -85,9 +85,10 @@ impl StartMethod {
         }
     }
 
-    /// The class-name prefix CPython gives processes of a context of this method
-    /// (`ForkProcess`, `SpawnProcess`, `ForkServerProcess`).
-    fn process_prefix(self) -> &'static str {
+    /// The name of CPython's process class for a context of this method
+    /// (`ForkProcess`, `SpawnProcess`, `ForkServerProcess`): the prefix of default
+    /// names and the class name in a process's repr.
+    pub(crate) fn process_class(self) -> &'static str {
         match self {
             StartMethod::Fork => "ForkProcess",
             StartMethod::Spawn => "SpawnProcess",
@@ -248,7 +249,7 @@ impl Context {
     }
 
     fn bind(&self, process: Process) -> Process {
-        process.bind_to_context(self.method, self.method.process_prefix())
+        process.bind_to_context(self.method)
     }
 }
 

@@ -84,6 +84,10 @@
 //! As in Python: 0 when the target returns, 1 when it panics (the child prints
 //! `Process Process-1:` and the panic message on stderr), `n` after
 //! [`exit`]`(n)` (modulo 256), and `-s` when a signal `s` killed it.
+//!
+//! A child ends when its target returns, as a Rust program ends when `main` returns:
+//! its other threads end with it, unjoined (Python would wait for its non-daemon
+//! threads). See [`Process`] for the details.
 
 //!
 //! # Logging and finalizers
@@ -148,7 +152,8 @@ pub use context::{
 pub use error::{Error, Result};
 pub use obj::Obj;
 pub use process::{
-    Process, ProcessInfo, Run, Target, active_children, current_process, parent_process,
+    ParentProcess, Process, ProcessInfo, Run, Target, active_children, current_process,
+    parent_process,
 };
 pub use queues::{JoinableQueue, Queue, SimpleQueue};
 pub use shared_memory::{ShareableList, SharedMemory};

@@ -25,7 +25,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, Once, TryLockError};
 use std::thread::ThreadId;
@@ -202,8 +202,8 @@ impl<F: FnOnce() + Send + 'static> Job for ClosureJob<F> {
     }
 }
 
-/// Public facts about a process: what [`current_process`], [`parent_process`] and
-/// [`active_children`] return.
+/// Public facts about a process: what [`current_process`] and [`active_children`]
+/// return ([`parent_process`] returns a [`ParentProcess`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     /// The process name, e.g. `MainProcess` or `Process-1`.
@@ -214,6 +214,94 @@ pub struct ProcessInfo {
     pub daemon: bool,
 }
 
+/// The process that started this one, as [`parent_process`] returns it (CPython's
+/// `_ParentProcess`): its name and pid, and whether it is still alive.
+///
+/// This is the process that called `start()`, under every start method: under
+/// forkserver the operating system's parent is the fork server, but the parent
+/// here is still the process that asked for the child.
+///
+/// CPython watches a pipe the parent holds open; mpcore knows the parent by its pid
+/// and start time, and asks the kernel (a pidfd of the parent, opened on demand),
+/// so it works the same under fork, spawn and forkserver and never mistakes a later
+/// process that reused the pid for the parent. A parent that has exited but was not
+/// yet reaped (a zombie) counts as ended, as it does in Python.
+///
+/// ```
+/// // In the main process there is no parent.
+/// assert_eq!(mpcore::parent_process(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ParentProcess {
+    /// The parent's name, e.g. `MainProcess` or `Process-1`.
+    pub name: String,
+    /// The parent's process id (Python: `parent_process().pid`).
+    pub pid: i32,
+    /// The low 32 bits of the parent's start time (see `sys::identity`): tells the
+    /// parent from a later process with the same pid.
+    start_tag: u32,
+}
+
+impl ParentProcess {
+    /// This process, as its children will know it.
+    fn of_current(name: String) -> ParentProcess {
+        let identity = crate::sys::identity::process();
+        ParentProcess {
+            name,
+            pid: identity as u32 as i32,
+            start_tag: (identity >> 32) as u32,
+        }
+    }
+
+    /// Whether the parent is still running (Python: `parent_process().is_alive()`).
+    pub fn is_alive(&self) -> bool {
+        match self.pidfd() {
+            Ok(Some(pidfd)) => matches!(
+                crate::sys::poll::wait_readable(&[pidfd.as_raw_fd()], Some(Duration::ZERO)),
+                Ok(ready) if !ready[0]
+            ),
+            Ok(None) => false,
+            // No descriptor to spare: the answer of /proc alone.
+            Err(_) => crate::sys::identity::is_alive(self.pid as u32, self.start_tag),
+        }
+    }
+
+    /// Waits until the parent ends (Python: `parent_process().join()`).
+    pub fn join(&self) -> Result<()> {
+        self.wait(None)
+    }
+
+    /// Waits up to `timeout` for the parent to end (Python:
+    /// `parent_process().join(timeout)`). Returns `Ok` whether or not it ended; ask
+    /// [`is_alive`](ParentProcess::is_alive) to tell.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait(Some(timeout))
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> Result<()> {
+        if let Some(pidfd) = self.pidfd()? {
+            crate::sys::poll::wait_readable(&[pidfd.as_raw_fd()], timeout)?;
+        }
+        Ok(())
+    }
+
+    /// A pidfd of the parent, or `None` if the parent has ended.
+    fn pidfd(&self) -> io::Result<Option<OwnedFd>> {
+        let pidfd = match crate::sys::process::pidfd_open(Pid::from_raw(self.pid)) {
+            Ok(pidfd) => pidfd,
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        // Opened before the check: the parent existed before this process, so if it
+        // is still alive now, the pidfd is the parent's and not a later process's.
+        if crate::sys::identity::is_alive(self.pid as u32, self.start_tag) {
+            Ok(Some(pidfd))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// What this process knows about itself (CPython's `_current_process` and
 /// `_process_counter`).
 struct Current {
@@ -222,7 +310,7 @@ struct Current {
     daemon: bool,
     /// How many `Process` objects this process has created; names the next one.
     counter: u32,
-    parent: Option<ProcessInfo>,
+    parent: Option<ParentProcess>,
     /// The thread that runs a child's target: its panics get Python's report.
     target_thread: Option<ThreadId>,
 }
@@ -251,7 +339,7 @@ pub(crate) struct ChildSetup {
     pub(crate) name: String,
     pub(crate) identity: Vec<u32>,
     pub(crate) daemon: bool,
-    pub(crate) parent: ProcessInfo,
+    pub(crate) parent: ParentProcess,
     pub(crate) start_method: StartMethod,
 }
 
@@ -268,6 +356,31 @@ pub(crate) struct ChildSetup {
 /// assert_eq!(p.exitcode(), Some(0));
 /// # Ok::<(), mpcore::Error>(())
 /// ```
+///
+/// # How a child ends: its other threads end with its target
+///
+/// The target is the child's `main`. When it returns (or panics, or calls
+/// [`exit`](crate::exit)), the child joins its own children (terminating the
+/// daemonic ones), runs mpcore's exit work (queues write out what they buffered),
+/// flushes stdout and stderr, and leaves with `_exit(2)` and the target's exit code.
+/// Any other thread the child started ends right there, wherever it is: it is not
+/// waited for and does not unwind, so its destructors (and thread-local destructors)
+/// never run, and neither do handlers registered with `atexit(3)`. That is what
+/// returning from `main` does to a Rust program's threads too.
+///
+/// Python differs: its child waits for its non-daemon threads after `run()` returns
+/// and kills only the daemon ones. Rust threads have no daemon flag; to wait for a
+/// thread, join it in the target (or start it with `std::thread::scope`).
+///
+/// # A handle in another process
+///
+/// A `Process` is its creator's handle: only the process that created it may start
+/// it ("can only start a process object created by current process") or join it
+/// ("can only join a child process"). A forked child that got a copy (a closure
+/// that owns a sibling's handle) can still read [`name`](Process::name) and
+/// [`pid`](Process::pid), send signals, and ask [`is_alive`](Process::is_alive), which
+/// answers truly there (Python raises "can only test a child process"); its
+/// [`exitcode`](Process::exitcode) is only what the handle knew when it was copied.
 pub struct Process {
     name: String,
     identity: Vec<u32>,
@@ -331,10 +444,23 @@ impl Process {
 
     /// Binds the process to a context's start method and gives it the default name of
     /// that context's process class (`SpawnProcess-N`, ...).
-    pub(crate) fn bind_to_context(mut self, method: StartMethod, prefix: &str) -> Process {
+    pub(crate) fn bind_to_context(mut self, method: StartMethod) -> Process {
         self.method = Some(method);
-        self.name = format!("{prefix}-{}", join_identity(&self.identity));
+        self.name = format!("{}-{}", self.class_name(), join_identity(&self.identity));
         self
+    }
+
+    /// The name of the CPython class this process corresponds to: `Process` for one
+    /// made without a context (`multiprocessing.Process`), else the context's class,
+    /// `ForkProcess`, `SpawnProcess` or `ForkServerProcess`.
+    fn class_name(&self) -> &'static str {
+        self.method.map_or("Process", StartMethod::process_class)
+    }
+
+    /// Whether this handle is used in a process other than the one that created it:
+    /// a forked child that got a copy of it (CPython: `_parent_pid != os.getpid()`).
+    fn is_foreign(&self) -> bool {
+        self.creator != getpid()
     }
 
     /// Sets the name (builder form of [`set_name`](Process::set_name)).
@@ -351,6 +477,7 @@ impl Process {
     }
 
     /// The process name. Names need not be unique; they are for people to read.
+    /// Readable after [`close`](Process::close) and in any process.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -361,7 +488,7 @@ impl Process {
     }
 
     /// Whether the process is daemonic. The default is the daemon flag of the process
-    /// that created it.
+    /// that created it. Readable after [`close`](Process::close).
     pub fn daemon(&self) -> bool {
         self.daemon
     }
@@ -407,7 +534,7 @@ impl Process {
             name: self.name.clone(),
             identity: self.identity.clone(),
             daemon: self.daemon,
-            parent: current_process(),
+            parent: ParentProcess::of_current(lock(&CURRENT).name.to_string()),
             start_method,
         };
         let popen: Arc<dyn Popen> = match start_method {
@@ -437,10 +564,11 @@ impl Process {
         Ok(())
     }
 
-    /// Waits until the child ends ("can only join a started process" before
-    /// `start()`).
+    /// Waits until the child ends. Errors before `start()` ("can only join a started
+    /// process") and in a process other than the one that created the handle ("can
+    /// only join a child process": only the parent can wait for a child).
     pub fn join(&mut self) -> Result<()> {
-        let popen = self.started_popen("can only join a started process")?;
+        let popen = self.joinable_popen()?;
         if popen.wait(None).is_some() {
             forget_child(popen);
         }
@@ -449,9 +577,9 @@ impl Process {
 
     /// Waits up to `timeout` for the child to end. Returns `Ok` whether or not it
     /// ended, as Python's `join(timeout)`; check [`exitcode`](Process::exitcode) or
-    /// [`is_alive`](Process::is_alive) to tell.
+    /// [`is_alive`](Process::is_alive) to tell. Errors as [`join`](Process::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<()> {
-        let popen = self.started_popen("can only join a started process")?;
+        let popen = self.joinable_popen()?;
         if popen.wait(Some(timeout)).is_some() {
             forget_child(popen);
         }
@@ -459,9 +587,18 @@ impl Process {
     }
 
     /// Whether the child has started and not yet ended. Reaps it if it has ended.
-    /// False after [`close`](Process::close).
+    /// False before `start()` and after [`close`](Process::close).
+    ///
+    /// **In a process that did not create the handle** (a forked child that got a
+    /// copy of its parent's handle on a sibling), Python raises `AssertionError("can
+    /// only test a child process")`. mpcore answers truly instead of failing: it asks
+    /// the kernel whether the child still runs (through the sentinel's pidfd, or for
+    /// a forkserver child its pid), without reaping it and without reading anything
+    /// its real parent waits for. A child that has exited counts as ended even if its
+    /// parent has not reaped it yet.
     pub fn is_alive(&self) -> bool {
         match (&self.popen, self.closed) {
+            (Some(popen), false) if self.is_foreign() => popen.alive_from_afar(),
             (Some(popen), false) => {
                 if popen.poll().is_none() {
                     true
@@ -474,17 +611,28 @@ impl Process {
         }
     }
 
-    /// The child's pid: `None` before `start()` (and after `close()`), and still
-    /// `Some` after it ended.
+    /// The child's pid: `None` before `start()` and after `close()` (where Python
+    /// raises "process object is closed"), and still `Some` after it ended.
     pub fn pid(&self) -> Option<i32> {
         self.popen.as_ref().map(|p| p.pid())
     }
 
-    /// The exit code: `None` while the child runs (or before start); 0 after a normal
-    /// return; 1 after a panic; `n` after [`exit(n)`](crate::exit); `-s` after it was
-    /// killed by signal `s`.
+    /// The exit code: `None` while the child runs, before start and after `close()`
+    /// (where Python raises "process object is closed"); 0 after a normal return; 1
+    /// after a panic; `n` after [`exit(n)`](crate::exit); `-s` after it was killed by
+    /// signal `s`.
+    ///
+    /// In a process that did not create the handle, only the parent can learn the
+    /// exit code (by reaping the child): this is the code the handle already knew when
+    /// it was copied, else `None`, as in Python. Ask [`is_alive`](Process::is_alive)
+    /// whether the child still runs.
     pub fn exitcode(&self) -> Option<i32> {
-        self.popen.as_ref().and_then(|p| p.poll())
+        let popen = self.popen.as_ref()?;
+        if self.is_foreign() {
+            popen.known_exitcode()
+        } else {
+            popen.poll()
+        }
     }
 
     /// Sends SIGTERM to the child (Python's `terminate()`). Does nothing if it has
@@ -500,16 +648,26 @@ impl Process {
     }
 
     fn signal(&mut self, signal: Signal) -> Result<()> {
-        self.started_popen("can only signal a started process")?
-            .send_signal(signal)
+        let popen = self.started_popen("can only signal a started process")?;
+        if self.is_foreign() {
+            popen.signal_from_afar(signal)
+        } else {
+            popen.send_signal(signal)
+        }
     }
 
     /// Releases the resources of a finished child (its sentinel). Every later use
-    /// except reading `name` and `daemon` is an error ("process object is closed").
+    /// except reading `name` and `daemon` is an error ("process object is closed"),
+    /// and [`pid`](Process::pid) and [`exitcode`](Process::exitcode) return `None`.
     /// Closing a running child is an error; closing twice is fine.
     pub fn close(&mut self) -> Result<()> {
         if let Some(popen) = &self.popen {
-            if popen.poll().is_none() {
+            let running = if self.is_foreign() {
+                popen.alive_from_afar()
+            } else {
+                popen.poll().is_none()
+            };
+            if running {
                 return Err(Error::invalid(
                     "Cannot close a process while it is still running. \
                      You should first call join() or terminate().",
@@ -539,6 +697,15 @@ impl Process {
         }
     }
 
+    /// The child to wait for, checked as Python's `join` checks it.
+    fn joinable_popen(&self) -> Result<&Arc<dyn Popen>> {
+        self.check_closed()?;
+        if self.is_foreign() {
+            return Err(Error::invalid("can only join a child process"));
+        }
+        self.started_popen("can only join a started process")
+    }
+
     fn started_popen(&self, not_started: &str) -> Result<&Arc<dyn Popen>> {
         self.check_closed()?;
         self.popen
@@ -547,26 +714,102 @@ impl Process {
     }
 }
 
-/// Python's repr: `<Process name='Process-1' pid=123 parent=100 started daemon>`.
+/// Python's repr, over the lifecycle:
+///
+/// - `<Process name='Process-1' parent=100 initial>` before `start()`;
+/// - `<Process name='Process-1' pid=123 parent=100 started>` while the child runs;
+/// - `<Process name='Process-1' pid=123 parent=100 stopped exitcode=0>` once it
+///   ended, with Python's signal names for a signal: `exitcode=-SIGTERM`;
+/// - `<Process name='Process-1' parent=100 closed>` after `close()`;
+/// - `... unknown>` in a process other than the one that created the handle;
+///
+/// and ` daemon` before the `>` for a daemonic process. `parent` is the pid of the
+/// process that created the handle. The class name is CPython's: `Process` for a
+/// process made without a context ([`Process::new`], Python's
+/// `multiprocessing.Process`), and `ForkProcess`, `SpawnProcess` or
+/// `ForkServerProcess` for one made by [`Context::process`](crate::Context::process)
+/// (Python's `get_context(m).Process`), whatever the name was set to.
+///
+/// Formatting a started process asks whether the child has ended, and reaps it if
+/// it has, as Python's repr does.
 impl fmt::Debug for Process {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Process name='{}'", self.name)?;
-        let status = match (&self.popen, self.closed) {
-            (_, true) => "closed".to_string(),
-            (None, false) => "initial".to_string(),
-            (Some(popen), false) => {
-                write!(f, " pid={}", popen.pid())?;
-                match popen.poll() {
-                    None => "started".to_string(),
-                    Some(code) => format!("stopped exitcode={code}"),
-                }
+        write!(f, "<{} name='{}'", self.class_name(), self.name)?;
+        let mut exitcode = None;
+        let status = if self.closed {
+            "closed"
+        } else if self.is_foreign() {
+            "unknown"
+        } else if let Some(popen) = &self.popen {
+            exitcode = popen.poll();
+            if exitcode.is_some() {
+                "stopped"
+            } else {
+                "started"
             }
+        } else {
+            "initial"
         };
+        if let Some(popen) = &self.popen {
+            write!(f, " pid={}", popen.pid())?;
+        }
         write!(f, " parent={} {status}", self.creator)?;
+        if let Some(code) = exitcode {
+            match exitcode_signal_name(code) {
+                Some(name) => write!(f, " exitcode=-{name}")?,
+                None => write!(f, " exitcode={code}")?,
+            }
+        }
         if self.daemon {
             f.write_str(" daemon")?;
         }
         f.write_str(">")
+    }
+}
+
+/// The name CPython's repr gives a negative exit code `-s` (`SIGTERM` for -15), from
+/// the table `process.py` builds out of the `signal` module on Linux (3.11 to 3.13:
+/// the aliases it keeps are `SIGABRT`, `SIGCHLD` and `SIGPOLL`, and glibc's
+/// `SIGRTMIN` is 34). `None` for other codes, which print as numbers.
+fn exitcode_signal_name(code: i32) -> Option<&'static str> {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGPOLL",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match code {
+        -31..=-1 => Some(NAMES[(-code - 1) as usize]),
+        -34 => Some("SIGRTMIN"),
+        -64 => Some("SIGRTMAX"),
+        _ => None,
     }
 }
 
@@ -605,8 +848,10 @@ pub fn current_process() -> ProcessInfo {
 }
 
 /// The process that started this one, or `None` in the main process
-/// (Python: `multiprocessing.parent_process()`).
-pub fn parent_process() -> Option<ProcessInfo> {
+/// (Python: `multiprocessing.parent_process()`). Under forkserver too it is the
+/// process that called `start()`, not the fork server; see [`ParentProcess`] for
+/// how a child tells whether it is still alive.
+pub fn parent_process() -> Option<ParentProcess> {
     lock(&CURRENT).parent.clone()
 }
 
@@ -807,6 +1052,27 @@ mod tests {
     fn identity_joins_with_colons() {
         assert_eq!(join_identity(&[1]), "1");
         assert_eq!(join_identity(&[1, 2, 3]), "1:2:3");
+    }
+
+    #[test]
+    fn exit_codes_are_named_as_cpython_names_them() {
+        // `sorted(multiprocessing.process._exitcode_to_name.items())` on Linux,
+        // Python 3.11.7, 3.12.1 and 3.13.0 alike.
+        let python = "(-64, '-SIGRTMAX'), (-34, '-SIGRTMIN'), (-31, '-SIGSYS'), \
+            (-30, '-SIGPWR'), (-29, '-SIGPOLL'), (-28, '-SIGWINCH'), (-27, '-SIGPROF'), \
+            (-26, '-SIGVTALRM'), (-25, '-SIGXFSZ'), (-24, '-SIGXCPU'), (-23, '-SIGURG'), \
+            (-22, '-SIGTTOU'), (-21, '-SIGTTIN'), (-20, '-SIGTSTP'), (-19, '-SIGSTOP'), \
+            (-18, '-SIGCONT'), (-17, '-SIGCHLD'), (-16, '-SIGSTKFLT'), (-15, '-SIGTERM'), \
+            (-14, '-SIGALRM'), (-13, '-SIGPIPE'), (-12, '-SIGUSR2'), (-11, '-SIGSEGV'), \
+            (-10, '-SIGUSR1'), (-9, '-SIGKILL'), (-8, '-SIGFPE'), (-7, '-SIGBUS'), \
+            (-6, '-SIGABRT'), (-5, '-SIGTRAP'), (-4, '-SIGILL'), (-3, '-SIGQUIT'), \
+            (-2, '-SIGINT'), (-1, '-SIGHUP')";
+        let ours: Vec<String> = (-70..=300)
+            .filter_map(|code| {
+                exitcode_signal_name(code).map(|name| format!("({code}, '-{name}')"))
+            })
+            .collect();
+        assert_eq!(ours.join(", "), python);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! parent's `main`. The parent keeps a pidfd for the child, which serves as the
 //! sentinel and lets `join` wait with a timeout without polling in a loop.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -120,5 +120,30 @@ impl Popen for ForkPopen {
 
     fn sentinel(&self) -> RawFd {
         self.pidfd.as_raw_fd()
+    }
+
+    fn known_exitcode(&self) -> Option<i32> {
+        *lock(&self.returncode)
+    }
+
+    fn alive_from_afar(&self) -> bool {
+        // The pidfd turns readable when the child exits, reaped or not.
+        self.known_exitcode().is_none()
+            && matches!(
+                sys::poll::wait_readable(&[self.pidfd.as_raw_fd()], Some(Duration::ZERO)),
+                Ok(ready) if !ready[0]
+            )
+    }
+
+    fn signal_from_afar(&self, signal: Signal) -> Result<()> {
+        if self.known_exitcode().is_some() {
+            return Ok(());
+        }
+        // Through the pidfd: once the child has ended, its pid may be another
+        // process's, and we cannot know when its parent reaps it.
+        match sys::process::pidfd_send_signal(self.pidfd.as_fd(), signal) {
+            Err(err) if err.raw_os_error() != Some(libc::ESRCH) => Err(err.into()),
+            _ => Ok(()),
+        }
     }
 }

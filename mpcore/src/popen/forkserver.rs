@@ -165,4 +165,36 @@ impl Popen for ForkserverPopen {
     fn sentinel(&self) -> RawFd {
         self.conn.as_raw_fd()
     }
+
+    fn known_exitcode(&self) -> Option<i32> {
+        lock(&self.status).returncode
+    }
+
+    fn alive_from_afar(&self) -> bool {
+        if self.known_exitcode().is_some() {
+            return false;
+        }
+        // An exit code that arrived and that the parent has not read yet. Polling does
+        // not consume it: the connection is shared with the parent.
+        if matches!(
+            sys::poll::wait_readable(&[self.conn.as_raw_fd()], Some(Duration::ZERO)),
+            Ok(ready) if ready[0]
+        ) {
+            return false;
+        }
+        // Else the parent may have read it already: ask the kernel about the pid. The
+        // server reaps its children at once, so only a later process that reused the
+        // pid could make this wrong.
+        sys::identity::is_running(self.pid.as_raw() as u32)
+    }
+
+    fn signal_from_afar(&self, signal: Signal) -> Result<()> {
+        if self.alive_from_afar() {
+            match signal::kill(self.pid, signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
 }

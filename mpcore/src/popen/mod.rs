@@ -30,4 +30,17 @@ pub(crate) trait Popen: Send + Sync + fmt::Debug {
     fn send_signal(&self, signal: Signal) -> Result<()>;
     /// A descriptor that polls readable once the child has ended.
     fn sentinel(&self) -> RawFd;
+
+    // Asked from a process that did not start the child: a forked child holding a
+    // copy of its parent's handle on a sibling. Such a process cannot reap the child,
+    // and must not consume what the child's parent is waiting for, so these neither
+    // reap nor read.
+
+    /// The exit code if it was known when this copy of the handle was made.
+    fn known_exitcode(&self) -> Option<i32>;
+    /// Whether the child is still running, asked by a process that is not its parent.
+    fn alive_from_afar(&self) -> bool;
+    /// Sends `signal` unless the child has ended, from a process that is not its
+    /// parent.
+    fn signal_from_afar(&self, signal: Signal) -> Result<()>;
 }

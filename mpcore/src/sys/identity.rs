@@ -153,6 +153,20 @@ pub fn is_alive(pid: u32, tag: u32) -> bool {
     }
 }
 
+/// Whether a process `pid` is running: it exists and is not a zombie. Says nothing
+/// about *which* process has the pid (see [`is_alive`] for that). When `/proc`
+/// cannot tell (hidden by the mount options), asks `kill(pid, 0)` instead.
+pub fn is_running(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match read_stat(pid) {
+        Ok(stat) => !matches!(stat.state, b'Z' | b'X' | b'x'),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => pid_exists(pid),
+    }
+}
+
 /// A cheap liveness probe (`kill(pid, 0)`): false only if no process has this pid.
 /// A zombie or a process that reused the pid counts as alive; use [`is_alive`] for a
 /// definite answer.
@@ -261,6 +275,22 @@ mod tests {
         // Same pid, another start time: a different process.
         assert!(!is_alive(id as u32, ((id >> 32) as u32).wrapping_add(1)));
         assert!(pid_exists(std::process::id()));
+        assert!(is_running(std::process::id()));
+        assert!(!is_running(0));
+    }
+
+    #[test]
+    fn a_zombie_is_not_running() {
+        let child =
+            crate::sys::process::fork_into(|| crate::sys::process::exit_immediately(0)).unwrap();
+        let pid = child.as_raw() as u32;
+        // Exited, not reaped: a zombie, which the pidfd reports as ended.
+        let pidfd = crate::sys::process::pidfd_open(child).unwrap();
+        use std::os::fd::AsRawFd;
+        crate::sys::poll::wait_readable(&[pidfd.as_raw_fd()], None).unwrap();
+        assert!(pid_exists(pid), "a zombie still has its pid");
+        assert!(!is_running(pid));
+        nix::sys::wait::waitpid(child, None).unwrap();
     }
 
     #[test]

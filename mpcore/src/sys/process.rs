@@ -1,8 +1,9 @@
 //! Process primitives: `fork`, `_exit`, pidfds and `atexit`.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 /// Creates a child process, a copy of this one (POSIX `fork(2)`), that runs `child`
@@ -55,6 +56,30 @@ pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     let fd = i32::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
     // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sends `signal` to the process `pidfd` refers to (Linux `pidfd_send_signal(2)`,
+/// kernel 5.1 and later).
+///
+/// Unlike `kill(2)` with a pid, this can never reach a later process that reused the
+/// pid: once the process has exited, the call fails with `ESRCH`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a null `siginfo`
+    // pointer (which the kernel reads as "as kill(2) would fill it") and a flags word;
+    // it reads and writes no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Registers `handler` to run when the process ends through `exit(3)`, which is how
