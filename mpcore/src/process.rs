@@ -22,11 +22,13 @@
 //! [the crate docs](crate#start-methods)), so only [`Process::new`] and [`Process::from_run`] work
 //! there.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, TryLockError};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -938,6 +940,7 @@ pub(crate) fn child_main(mut held: ForkLocks, setup: ChildSetup, payload: Payloa
     held.children.clear();
     held.forkserver.forget();
     held.finalizers.forget_inherited();
+    FORKED.store(true, Ordering::Relaxed);
     context::fix_in_child(&mut held.method, setup.start_method);
     util::log_pid(&setup.name);
     *held.current = Current {
@@ -989,8 +992,20 @@ pub(crate) fn run_child(target: impl FnOnce()) -> ! {
 pub(crate) fn install_panic_report() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
+        // Asked here, in the parent: whether `RUST_BACKTRACE` wants backtraces.
+        let enabled = Backtrace::capture().status() == BacktraceStatus::Captured;
+        BACKTRACES.store(enabled, Ordering::Relaxed);
         let previous_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            if FORKED.load(Ordering::Relaxed) {
+                // Any thread of a forked child: std's hook could deadlock.
+                let name = match CURRENT.try_lock() {
+                    Ok(current) => current_target(&current),
+                    Err(TryLockError::Poisoned(poisoned)) => current_target(&poisoned.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                };
+                return report_panic(name.as_deref(), info);
+            }
             // `try_lock`: a panic while this thread holds CURRENT must not deadlock.
             let target = match CURRENT.try_lock() {
                 Ok(current) => current_target(&current),
@@ -998,7 +1013,7 @@ pub(crate) fn install_panic_report() {
                 Err(TryLockError::WouldBlock) => None,
             };
             match target {
-                Some(name) => report_panic(&name, info),
+                Some(name) => report_panic(Some(&name), info),
                 None => previous_hook(info),
             }
         }));
@@ -1010,12 +1025,24 @@ fn current_target(current: &Current) -> Option<String> {
     (current.target_thread == Some(std::thread::current().id())).then(|| current.name.to_string())
 }
 
+/// Whether this process is a forked child (not one forked by the fork server,
+/// which has no other threads): see [`report_panic`].
+static FORKED: AtomicBool = AtomicBool::new(false);
+/// Whether `RUST_BACKTRACE` asks for backtraces (read once, in the parent).
+static BACKTRACES: AtomicBool = AtomicBool::new(false);
+
 /// Writes Python's report of an uncaught exception in a child: `Process NAME:` then
 /// the panic's location and message (and a backtrace if `RUST_BACKTRACE` asks).
+/// `name` is `None` for a panic in another thread of a forked child, reported as
+/// std reports it: `thread 'NAME' panicked at ...`.
 ///
 /// It writes to the stderr descriptor directly, not through `eprintln!`, whose output
 /// a test harness may capture and a forked child would never print.
-fn report_panic(name: &str, info: &panic::PanicHookInfo<'_>) {
+///
+/// A forked child gets no backtrace: capturing one takes a lock of std's that some
+/// other thread of the parent may have held at the moment of the fork, and that
+/// nobody in the child would ever release (std's own hook has the same hazard).
+fn report_panic(name: Option<&str>, info: &panic::PanicHookInfo<'_>) {
     let message = info
         .payload()
         .downcast_ref::<&str>()
@@ -1026,10 +1053,20 @@ fn report_panic(name: &str, info: &panic::PanicHookInfo<'_>) {
         .location()
         .map(|l| format!(" at {l}"))
         .unwrap_or_default();
-    let mut report = format!("Process {name}:\npanicked{location}:\n{message}\n");
-    let backtrace = std::backtrace::Backtrace::capture();
-    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-        report.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+    let mut report = match name {
+        Some(name) => format!("Process {name}:\npanicked{location}:\n{message}\n"),
+        None => {
+            let thread = std::thread::current();
+            let thread = thread.name().unwrap_or("<unnamed>");
+            format!("thread '{thread}' panicked{location}:\n{message}\n")
+        }
+    };
+    if !BACKTRACES.load(Ordering::Relaxed) {
+        // Nothing asked for.
+    } else if FORKED.load(Ordering::Relaxed) {
+        report.push_str("note: no backtrace in a forked child; run under spawn for one\n");
+    } else {
+        report.push_str(&format!("stack backtrace:\n{}\n", Backtrace::capture()));
     }
     let _ = io::stderr().lock().write_all(report.as_bytes());
 }

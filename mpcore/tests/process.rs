@@ -18,6 +18,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -738,6 +739,25 @@ fn fork_a_closure_carries_its_state_and_its_pipe_closes_in_the_parent() {
     p.join().unwrap();
 }
 
+#[test]
+fn fork_children_panic_without_hanging_while_another_thread_takes_backtraces() {
+    // With RUST_BACKTRACE=1, a forked child that captured a backtrace for its panic
+    // report could wait forever for a lock of std's held, at the moment of the fork,
+    // by the parent's other thread.
+    let output = scenario_command("backtraces_during_fork", Some(StartMethod::Fork))
+        .arg("-q")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output).matches("exit 1").count(), 40, "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("note: no backtrace in a forked child"),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios: behaviours of a whole program, run in a fresh copy of this binary.
 
@@ -780,6 +800,39 @@ mod scenarios {
         drop(daemon);
         drop(worker);
         println!("main end");
+    }
+
+    #[test]
+    fn backtraces_during_fork() {
+        if !in_scenario("backtraces_during_fork") {
+            return;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let capturing = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::backtrace::Backtrace::force_capture().to_string();
+                }
+            })
+        };
+        for _ in 0..40 {
+            let mut p = mpcore::get_context(StartMethod::Fork)
+                .process_from_closure(|| panic!("on purpose"));
+            p.start().unwrap();
+            p.join_timeout(Duration::from_secs(10)).unwrap();
+            match p.exitcode() {
+                Some(code) => println!("exit {code}"),
+                None => {
+                    p.kill().unwrap();
+                    p.join().unwrap();
+                    println!("hung");
+                    break;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        capturing.join().unwrap();
     }
 
     #[test]
