@@ -22,6 +22,26 @@
 //! `MPCORE_START_METHOD=fork|spawn|forkserver` replaces it (an unknown value is
 //! reported on stderr once and ignored).
 //!
+//! # Objects work with every start method
+//!
+//! The objects a context makes (locks, semaphores, conditions, events, barriers,
+//! queues, pipes, shared values and arrays) are the same whatever its start method,
+//! and they work in children of **every** method: a [`Queue`](crate::Queue) or a
+//! [`Lock`](crate::Lock) made by `get_context(StartMethod::Fork)` may be passed to a
+//! child started by `get_context(StartMethod::Spawn)`, and the other way round.
+//! Objects made without a context (`Lock::new()`, ...) are the same too.
+//!
+//! This differs from CPython on purpose. There, a lock made by a fork context is a
+//! named POSIX semaphore that is unlinked at once (fork children inherit it), so it
+//! cannot be opened by name from a spawned process, and passing it (or a queue,
+//! which holds one) to a spawn or forkserver child fails with `RuntimeError: A
+//! SemLock created in a fork context is being shared with a process in a spawn
+//! context. This is not supported.` mpcore has nothing to open by name: every
+//! object lives in shared memory reached through a descriptor, and descriptors
+//! travel with the child's arguments under every method (see
+//! [`reduction`](crate::reduction)). So the start method only decides how the
+//! *process* is started, never what the objects are.
+//!
 //! # Constructors on `Context`
 //!
 //! A [`Context`] offers the constructors of the library bound to its start method.

@@ -30,6 +30,15 @@
 //! Like CPython's, the tracker ignores SIGINT and SIGTERM, so that a Ctrl-C sent to
 //! the whole process group does not stop the cleanup. A forked child that creates
 //! segments starts its own tracker; a spawned child gets a fresh one as well.
+//!
+//! A tracker killed anyway (SIGKILL) is replaced on the creator's next use of
+//! shared memory, as in CPython: the next create or unlink finds the tracker's
+//! socket closed, starts a new tracker and tells it every segment still
+//! registered, so the segments created before the kill are still removed. CPython
+//! warns at that point ("resource_tracker: process died unexpectedly, relaunching.
+//! Some resources might leak."), because its new tracker knows nothing of them;
+//! mpcore replays the names and prints nothing. Only a creator that dies before its
+//! next use of shared memory leaves its segments to nobody.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};

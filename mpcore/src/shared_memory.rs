@@ -499,6 +499,47 @@ impl ShareableList {
     pub fn to_vec(&self) -> Result<Vec<Obj>> {
         (0..self.len()).map(|i| self.get(i)).collect()
     }
+
+    /// The position of the first item equal to `value` (Python: `sl.index(value)`).
+    /// Items compare with Python's `==` ([`Obj::py_eq`]), so `Obj::Int(1)` matches
+    /// `1.0` and `True`, but never `"1"`.
+    ///
+    /// Errors: no item is equal, with Python's `ValueError` message
+    /// ("'100' not in this container", the value's repr), and a slot another process
+    /// filled with garbage.
+    ///
+    /// ```
+    /// use mpcore::Obj;
+    /// use mpcore::shared_memory::ShareableList;
+    ///
+    /// let sl = ShareableList::new(&[Obj::from("howdy"), Obj::Int(100)], None)?;
+    /// assert_eq!(sl.index(&Obj::Int(100))?, 1);
+    /// let err = sl.index(&Obj::from("100")).unwrap_err();
+    /// assert_eq!(err.to_string(), "'100' not in this container");
+    /// sl.shm().unlink()?;
+    /// # Ok::<(), mpcore::Error>(())
+    /// ```
+    pub fn index(&self, value: &Obj) -> Result<usize> {
+        for i in 0..self.len() {
+            if self.get(i)?.py_eq(value) {
+                return Ok(i);
+            }
+        }
+        Err(Error::invalid(format!("{value} not in this container")))
+    }
+
+    /// How many items are equal to `value` under Python's `==` (Python:
+    /// `sl.count(value)`; see [`index`](ShareableList::index)). Errors: a slot
+    /// another process filled with garbage.
+    pub fn count(&self, value: &Obj) -> Result<usize> {
+        let mut n = 0;
+        for i in 0..self.len() {
+            if self.get(i)?.py_eq(value) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Python's repr without the items: `ShareableList(len=3, name='mpcore-...')`.

@@ -311,7 +311,7 @@ impl RawLock {
             "None".to_string()
         } else if self.is_mine() {
             let me = crate::current_process().name;
-            if identity::thread_token() == main_thread_token() {
+            if is_main_thread() {
                 me
             } else {
                 format!("{me}|{}", std::thread::current().name().unwrap_or("Thread"))
@@ -340,11 +340,12 @@ impl<'de> Deserialize<'de> for RawLock {
     }
 }
 
-/// The token of the thread that first asked (the main thread in practice: reprs are
-/// cosmetic).
-fn main_thread_token() -> u32 {
-    static MAIN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *MAIN.get_or_init(identity::thread_token)
+/// Whether the calling thread is its process's main thread, the one Python calls
+/// `MainThread`: on Linux, the thread whose id is the process id. In a forked child
+/// that is the thread that called `fork` (the only thread the child has), and in a
+/// spawned or forkserver child the thread that runs the target.
+fn is_main_thread() -> bool {
+    nix::unistd::gettid() == nix::unistd::getpid()
 }
 
 // ---------------------------------------------------------------------------
@@ -433,8 +434,13 @@ impl Lock {
     }
 }
 
-/// Python's repr: `<Lock(owner=None)>`, `<Lock(owner=MainProcess)>`,
-/// `<Lock(owner=SomeOtherProcess)>`, ...
+/// Python's repr, which names the holder as the caller sees it:
+/// `<Lock(owner=None)>` when free; the current process's name when the calling
+/// thread holds it (`<Lock(owner=MainProcess)>` in the main thread,
+/// `<Lock(owner=MainProcess|T1)>` in a thread named `T1`, `<Lock(owner=P1)>` in the
+/// main thread of a child named `P1`); `<Lock(owner=SomeOtherThread)>` when another
+/// thread of this process holds it, and `<Lock(owner=SomeOtherProcess)>` when
+/// another process does. An unnamed thread shows as `Thread`.
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<Lock(owner={})>", self.raw.owner_name())
@@ -602,8 +608,11 @@ impl RLock {
     }
 }
 
-/// Python's repr: `<RLock(None, 0)>`, `<RLock(MainProcess, 3)>`,
-/// `<RLock(SomeOtherProcess, nonzero)>`, ...
+/// Python's repr: the holder, named as in the repr of a [`Lock`],
+/// and the recursion level: `<RLock(None, 0)>`, `<RLock(MainProcess, 3)>`,
+/// `<RLock(MainProcess|T2, 2)>`, `<RLock(P1, 1)>`; the level of a holder elsewhere
+/// is not known: `<RLock(SomeOtherThread, nonzero)>`,
+/// `<RLock(SomeOtherProcess, nonzero)>`.
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let owner = self.raw.owner_name();

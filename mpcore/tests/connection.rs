@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{PROMPT, finish, run, start};
+use common::{BOUND, PROMPT, finish, per_method, run, start};
 use mpcore::connection::{Address, Client, Listener, Waitable, wait};
-use mpcore::{Connection, Error, Process, pipe, pipe_simplex};
+use mpcore::reduction::{recv_handle, send_handle};
+use mpcore::{Connection, Error, Process, StartMethod, get_context, pipe, pipe_simplex};
 
 fn io_message(err: &Error) -> String {
     match err {
@@ -885,6 +886,119 @@ fn a_handle_without_its_descriptor_is_a_codec_error() {
     let err = b.recv::<Connection>().unwrap_err();
     assert!(matches!(err, Error::Codec(_)), "{err:?}");
     assert!(err.to_string().contains("no descriptor"), "{err}");
+}
+
+/// Receives two descriptors from a running parent, the write end of an OS pipe and
+/// a Unix socket, and writes through each.
+fn write_through_received_descriptors(control: Connection) {
+    let pipe_end = recv_handle(&control).unwrap();
+    std::fs::File::from(pipe_end)
+        .write_all(b"through a descriptor numbered above 256")
+        .unwrap();
+    let socket = recv_handle(&control).unwrap();
+    std::os::unix::net::UnixStream::from(socket)
+        .write_all(b"through a received socket")
+        .unwrap();
+    control.send("done").unwrap();
+}
+
+/// Polls the read end it is sent, without reading, while the parent writes, and
+/// reports what the poll said.
+fn poll_without_reading(control: Connection) {
+    let reader: Connection = control.recv().unwrap();
+    control.send("polling").unwrap();
+    let ready = reader.poll_timeout(BOUND);
+    // Polling again changes nothing either.
+    let still = reader.poll();
+    control.send(&(ready, still)).unwrap();
+}
+
+per_method! {
+    // Row 52 (CPython: test_fd_transfer, test_large_fd_transfer): descriptors
+    // made after the child started reach it with send_handle, whatever their
+    // number, and work there.
+    fn send_handle_passes_descriptors_to_a_running_child(method: StartMethod) {
+        use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+        let _serial = serial();
+        let ctx = get_context(method);
+        let (control, child_control) = ctx.pipe().unwrap();
+        let p = start(ctx.process(write_through_received_descriptors, (child_control,)));
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let high = mpcore::sys::pipe::dup_at_least(OwnedFd::from(writer).as_fd(), 300).unwrap();
+        assert!(high.as_raw_fd() > 256, "{}", high.as_raw_fd());
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        send_handle(&control, &high).unwrap();
+        send_handle(&control, &theirs).unwrap();
+        // The child now holds the only other copies: end of file comes when it exits.
+        drop((high, theirs));
+        assert_eq!(control.recv::<String>().unwrap(), "done", "{method}");
+        assert_eq!(finish(p), 0, "{method}");
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "through a descriptor numbered above 256");
+        text.clear();
+        ours.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "through a received socket");
+    }
+
+    // Row 50 (CPython: test_boundaries): a poll in another process takes nothing
+    // from the pipe and splits no message.
+    fn a_poll_in_another_process_consumes_nothing(method: StartMethod) {
+        let _serial = serial();
+        let ctx = get_context(method);
+        for duplex in [false, true] {
+            let (reader, writer) = if duplex {
+                ctx.pipe().unwrap()
+            } else {
+                ctx.pipe_simplex().unwrap()
+            };
+            let (control, child_control) = ctx.pipe().unwrap();
+            let p = start(ctx.process(poll_without_reading, (child_control,)));
+            control.send(&reader).unwrap(); // a duplicate: ours stays open
+            assert_eq!(control.recv::<String>().unwrap(), "polling");
+            std::thread::sleep(Duration::from_millis(50)); // let it sit in poll
+            writer.send_bytes(b"first").unwrap();
+            writer.send_bytes(b"second").unwrap();
+            let polled = control.recv::<(bool, bool)>().unwrap();
+            assert_eq!(polled, (true, true), "{method} duplex={duplex}");
+            assert_eq!(finish(p), 0, "{method} duplex={duplex}");
+            for expected in [&b"first"[..], b"second"] {
+                // (A poll first: a consumed message fails the test, not hangs it.)
+                assert!(reader.poll_timeout(PROMPT), "{method} duplex={duplex}");
+                assert_eq!(reader.recv_bytes().unwrap(), expected, "{method} duplex={duplex}");
+            }
+            assert!(!reader.poll(), "{method} duplex={duplex}");
+        }
+    }
+}
+
+#[test]
+fn recv_handle_on_a_message_without_a_descriptor_is_a_codec_error() {
+    let _serial = serial();
+    let (a, b) = pipe().unwrap();
+    // What a handle's index looks like, sent without the descriptor.
+    a.send(&0u32).unwrap();
+    let err = recv_handle(&b).unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err:?}");
+    assert!(err.to_string().contains("no descriptor"), "{err}");
+    // Plain values and bytes.
+    a.send("not a descriptor").unwrap();
+    let err = recv_handle(&b).unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err:?}");
+    a.send_bytes(b"").unwrap();
+    let err = recv_handle(&b).unwrap_err();
+    assert!(matches!(err, Error::Codec(_)), "{err:?}");
+    // Each failure consumed its message, and the connection still works.
+    assert!(!b.poll());
+    let (mut r, w) = std::io::pipe().unwrap();
+    send_handle(&a, &w).unwrap();
+    drop(w);
+    std::fs::File::from(recv_handle(&b).unwrap())
+        .write_all(b"ok")
+        .unwrap();
+    let mut text = String::new();
+    r.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "ok");
 }
 
 fn open_descriptors() -> usize {

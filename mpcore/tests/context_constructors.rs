@@ -1,12 +1,13 @@
 //! Every constructor on [`Context`](mpcore::Context): objects made from a context pass
 //! to a child started from that same context and work there (Python:
-//! `ctx = get_context('spawn'); v = ctx.Value('i', 0); ctx.Process(target=f, args=(v,))`).
+//! `ctx = get_context('spawn'); v = ctx.Value('i', 0); ctx.Process(target=f, args=(v,))`),
+//! and, unlike CPython, to children of every other context too (row 35).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{finish, start};
+use common::{finish, per_method, start};
 use mpcore::connection::Connection;
 use mpcore::{
     Array, Barrier, BoundedSemaphore, Condition, Event, JoinableQueue, Lock, Queue, RLock,
@@ -141,5 +142,40 @@ fn barrier_condition_rlock_simplex_pipe_and_bounded_queue_work_in_its_child() {
         assert_eq!(finish(p), 0, "{method}");
         assert!(!r.locked());
         assert!(!b.broken());
+    }
+}
+
+/// Checks from a child that `lock` is the parent's (held), waits for the parent
+/// to release it, takes it, and reports each step on `q`.
+fn use_a_foreign_lock_and_queue(lock: Lock, q: Queue<String>) {
+    q.put(format!("held elsewhere: {}", !lock.try_acquire()))
+        .unwrap();
+    assert!(lock.acquire_timeout(LONG));
+    q.put("acquired".to_string()).unwrap();
+    lock.release().unwrap();
+}
+
+per_method! {
+    // Row 35, a documented difference (context.rs): in CPython a Queue or Lock
+    // made by get_context('fork') cannot go to a spawn or forkserver child ("A
+    // SemLock created in a fork context..."). In mpcore the objects of every
+    // context work in children of every start method: `method` starts the child,
+    // the objects come from each context in turn.
+    fn objects_of_every_context_work_in_children_of_this_method(method: StartMethod) {
+        for made_by in mpcore::get_all_start_methods() {
+            let maker = get_context(made_by);
+            let lock = maker.lock().unwrap();
+            let q = maker.queue::<String>().unwrap();
+            assert!(lock.acquire());
+            let p = start(
+                get_context(method).process(use_a_foreign_lock_and_queue, (lock.clone(), q.clone())),
+            );
+            let what = format!("made by {made_by}, child by {method}");
+            assert_eq!(q.get_timeout(LONG).unwrap(), "held elsewhere: true", "{what}");
+            lock.release().unwrap();
+            assert_eq!(q.get_timeout(LONG).unwrap(), "acquired", "{what}");
+            assert_eq!(finish(p), 0, "{what}");
+            assert!(!lock.locked(), "{what}");
+        }
     }
 }

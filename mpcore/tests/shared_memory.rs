@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use common::{BOUND, per_method, process, run, start};
 use mpcore::shared_memory::{ShareableList, SharedMemory};
 use mpcore::{Error, Event, Obj, Process, StartMethod};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// A name unique to this test process and test.
 fn name(test: &str) -> String {
@@ -124,17 +126,118 @@ fn create_and_hang(name: String, created: Event) {
     }
 }
 
+/// A started child that is killed and reaped if it still runs when dropped, so
+/// that a test that fails does not leave it behind (and the test binary, which
+/// joins its children at exit, does not wait for it).
+struct Child(Process);
+
+impl std::ops::Deref for Child {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Child {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.0.is_alive() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.join();
+    }
+}
+
+/// Removes the segments it names when dropped, should a failing test leave them.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+        }
+    }
+}
+
 /// Starts a child of `method` that creates the segment `name` and hangs; returns it
 /// once the segment is there.
-fn start_creator(method: StartMethod, name: &str) -> Process {
+fn start_creator(method: StartMethod, name: &str) -> Child {
     let created = Event::new().unwrap();
-    let child = start(process(
+    let child = Child(start(process(
         method,
         create_and_hang,
         (name.to_string(), created.clone()),
-    ));
+    )));
     assert!(created.wait_timeout(BOUND));
     child
+}
+
+// ---------------------------------------------------------------------------
+// Finding the resource tracker
+
+/// `(state, parent pid, name)` of the process `pid` from `/proc/PID/stat`; `None`
+/// once it is gone.
+fn proc_stat(pid: i32) -> Option<(char, i32, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (NAME) STATE PPID ...": the name may hold spaces and parentheses.
+    let name = text.get(text.find('(')? + 1..text.rfind(')')?)?.to_string();
+    let mut rest = text.get(text.rfind(')')? + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((state, ppid, name))
+}
+
+/// Whether `pid` has ended: gone, or a zombie nobody has reaped yet.
+fn ended(pid: i32) -> bool {
+    proc_stat(pid).is_none_or(|(state, _, _)| matches!(state, 'Z' | 'X'))
+}
+
+fn until_ended(pid: i32) {
+    let start = Instant::now();
+    while !ended(pid) {
+        assert!(start.elapsed() < BOUND, "process {pid} never ended");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The running resource tracker of the process `pid`: the tracker is forked by
+/// the process that creates segments, and names itself `mpcore-tracker` (waits
+/// until it has).
+fn the_tracker_of(pid: i32) -> i32 {
+    let start = Instant::now();
+    loop {
+        let trackers: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&p| {
+                proc_stat(p).is_some_and(|(state, ppid, name)| {
+                    ppid == pid && name == "mpcore-tracker" && !matches!(state, 'Z' | 'X')
+                })
+            })
+            .collect();
+        match trackers[..] {
+            [tracker] => return tracker,
+            [] => {}
+            _ => panic!("process {pid} runs several trackers: {trackers:?}"),
+        }
+        assert!(start.elapsed() < BOUND, "process {pid} runs no tracker");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Creates `first`, and `second` once `go` is set; then waits to be killed.
+fn create_two(first: String, second: String, created: Event, go: Event) {
+    let _first = SharedMemory::create(Some(&first), 8).unwrap();
+    created.set();
+    assert!(go.wait_timeout(BOUND));
+    let _second = SharedMemory::create(Some(&second), 8).unwrap();
+    created.set();
+    thread::sleep(BOUND);
 }
 
 // ---------------------------------------------------------------------------
@@ -227,6 +330,53 @@ fn shareable_list_errors() {
     let err = ShareableList::open(&n).unwrap_err();
     assert_eq!(io_kind(&err), Some(ErrorKind::NotFound), "{err}");
     assert!(!exists(&n));
+}
+
+#[test]
+fn shareable_list_index_and_count_compare_as_python() {
+    let mut sl = ShareableList::new(
+        &[
+            Obj::from("howdy"),
+            Obj::bytes(b"HoWdY".to_vec()),
+            Obj::Float(-273.154),
+            Obj::Int(100),
+            Obj::None,
+            Obj::Bool(true),
+            Obj::Int(42),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(sl.index(&Obj::Int(100)).unwrap(), 3);
+    let err = sl.index(&Obj::from("100")).unwrap_err();
+    assert!(matches!(err, Error::InvalidState(_)), "{err:?}");
+    assert_eq!(err.to_string(), "'100' not in this container");
+    let err = sl.index(&Obj::from("HoWdY")).unwrap_err(); // str is not bytes
+    assert_eq!(err.to_string(), "'HoWdY' not in this container");
+    assert_eq!(sl.index(&Obj::bytes(b"HoWdY".to_vec())).unwrap(), 1);
+    assert_eq!(sl.index(&Obj::None).unwrap(), 4);
+    // Python's ==: True == 1 and 42.0 == 42.
+    assert_eq!(sl.index(&Obj::Int(1)).unwrap(), 5);
+    assert_eq!(sl.index(&Obj::Float(42.0)).unwrap(), 6);
+    assert_eq!(sl.count(&Obj::Int(42)).unwrap(), 1);
+    sl.set(3, Obj::Int(42)).unwrap();
+    assert_eq!(sl.count(&Obj::Int(42)).unwrap(), 2);
+    assert_eq!(sl.index(&Obj::Int(42)).unwrap(), 3, "the first one");
+    assert_eq!(sl.count(&Obj::bytes(b"HoWdY".to_vec())).unwrap(), 1);
+    assert_eq!(sl.count(&Obj::bytes(b"adios".to_vec())).unwrap(), 0);
+    assert_eq!(sl.count(&Obj::Bool(true)).unwrap(), 1);
+    let err = sl.index(&Obj::Int(100)).unwrap_err();
+    assert_eq!(err.to_string(), "100 not in this container");
+    // What another process wrote is what they compare against.
+    let mut other = ShareableList::open(sl.shm().name()).unwrap();
+    other.set(0, Obj::Int(42)).unwrap();
+    assert_eq!(sl.count(&Obj::Int(42)).unwrap(), 3);
+    assert_eq!(sl.index(&Obj::Int(42)).unwrap(), 0);
+    let empty = ShareableList::new(&[], None).unwrap();
+    assert_eq!(empty.count(&Obj::None).unwrap(), 0);
+    assert!(empty.index(&Obj::None).is_err());
+    empty.shm().unlink().unwrap();
+    sl.shm().unlink().unwrap();
 }
 
 /// Writes `bytes` at the start of a fresh segment of `size` bytes.
@@ -395,6 +545,54 @@ per_method! {
         thread::sleep(Duration::from_millis(300));
         assert!(exists(&n));
         mine.unlink().unwrap();
+    }
+
+    // Row 149: like CPython's, the tracker ignores SIGINT and SIGTERM (a Ctrl-C
+    // aimed at the whole program must not stop the clean-up).
+    fn the_tracker_survives_sigint_and_sigterm_and_still_cleans_up(method: StartMethod) {
+        let n = name(&format!("tracker-signals-{method}"));
+        let _cleanup = RemoveOnDrop(vec![n.clone()]);
+        let mut child = start_creator(method, &n);
+        let tracker = the_tracker_of(child.pid().unwrap());
+        for signal in [Signal::SIGINT, Signal::SIGTERM] {
+            kill(Pid::from_raw(tracker), signal).unwrap();
+        }
+        thread::sleep(Duration::from_millis(300));
+        assert!(!ended(tracker), "the tracker died of SIGINT or SIGTERM");
+        child.kill().unwrap();
+        child.join().unwrap();
+        until_gone(&n);
+        until_ended(tracker);
+    }
+
+    // Row 149: a tracker that was killed is started again on the next use, and
+    // the new one is told about the segments the old one knew of.
+    fn a_killed_tracker_is_relaunched_and_still_cleans_up(method: StartMethod) {
+        let first = name(&format!("tracker-killed-1-{method}"));
+        let second = name(&format!("tracker-killed-2-{method}"));
+        let _cleanup = RemoveOnDrop(vec![first.clone(), second.clone()]);
+        let (created, go) = (Event::new().unwrap(), Event::new().unwrap());
+        let mut child = Child(start(process(
+            method,
+            create_two,
+            (first.clone(), second.clone(), created.clone(), go.clone()),
+        )));
+        assert!(created.wait_timeout(BOUND));
+        created.clear();
+        let pid = child.pid().unwrap();
+        let killed = the_tracker_of(pid);
+        kill(Pid::from_raw(killed), Signal::SIGKILL).unwrap();
+        until_ended(killed);
+        go.set();
+        assert!(created.wait_timeout(BOUND));
+        let relaunched = the_tracker_of(pid);
+        assert_ne!(relaunched, killed);
+        assert!(exists(&first) && exists(&second));
+        child.kill().unwrap();
+        child.join().unwrap();
+        until_gone(&first);
+        until_gone(&second);
+        until_ended(relaunched);
     }
 
     fn shareable_list_is_shared_with_a_child(method: StartMethod) {

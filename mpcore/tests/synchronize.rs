@@ -600,7 +600,69 @@ fn hold_both(lock: Lock, rlock: RLock) {
     }
 }
 
+/// Takes `lock` and `rlock` (once) and sends their reprs as the holder sees them.
+fn report_reprs_as_holder(lock: Lock, rlock: RLock, report: mpcore::Connection) {
+    lock.acquire();
+    rlock.acquire();
+    report
+        .send(&(format!("{lock:?}"), format!("{rlock:?}")))
+        .unwrap();
+    rlock.release().unwrap();
+    lock.release().unwrap();
+}
+
 per_method! {
+    // Rows 79 and 81: the holder sees itself by name; others see "SomeOther...".
+    // (The main thread of the main process, `MainProcess`, is checked in
+    // tests/lock_reprs_in_main.rs: libtest runs tests on threads of their own.)
+    fn reprs_name_the_holder_as_it_sees_itself(method: StartMethod) {
+        // Held by a thread named T1, which ends still holding them.
+        let lock = Lock::new().unwrap();
+        let rlock = RLock::new().unwrap();
+        let (l, r) = (lock.clone(), rlock.clone());
+        let seen_by_t1 = thread::Builder::new()
+            .name("T1".into())
+            .spawn(move || {
+                l.acquire();
+                r.acquire();
+                r.acquire();
+                (format!("{l:?}"), format!("{r:?}"))
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(seen_by_t1.0, "<Lock(owner=MainProcess|T1)>");
+        assert_eq!(seen_by_t1.1, "<RLock(MainProcess|T1, 2)>");
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=SomeOtherThread)>");
+        assert_eq!(format!("{rlock:?}"), "<RLock(SomeOtherThread, nonzero)>");
+        lock.release().unwrap(); // anyone may release a Lock
+
+        // Held by this thread, which is not the main thread (libtest named it).
+        let me = thread::current().name().unwrap().to_string();
+        let rlock = RLock::new().unwrap();
+        assert!(lock.acquire());
+        for _ in 0..3 {
+            assert!(rlock.acquire());
+        }
+        assert_eq!(format!("{lock:?}"), format!("<Lock(owner=MainProcess|{me})>"));
+        assert_eq!(format!("{rlock:?}"), format!("<RLock(MainProcess|{me}, 3)>"));
+        for _ in 0..3 {
+            rlock.release().unwrap();
+        }
+        lock.release().unwrap();
+
+        // Held by the main thread of a child named P1, which this thread started.
+        let (ours, theirs) = mpcore::pipe().unwrap();
+        let child = process(method, report_reprs_as_holder, (lock.clone(), rlock.clone(), theirs))
+            .with_name("P1");
+        assert_eq!(run(child), 0);
+        let (lock_repr, rlock_repr) = ours.recv::<(String, String)>().unwrap();
+        assert_eq!(lock_repr, "<Lock(owner=P1)>");
+        assert_eq!(rlock_repr, "<RLock(P1, 1)>");
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=None)>");
+        assert_eq!(format!("{rlock:?}"), "<RLock(None, 0)>");
+    }
+
     fn another_process_may_release_a_lock(method: StartMethod) {
         let lock = Lock::new().unwrap();
         lock.acquire();

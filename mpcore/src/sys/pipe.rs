@@ -1,8 +1,9 @@
 //! Operating-system pipes (Python: `os.pipe()`, what `Pipe(duplex=False)` is made
-//! of) and the process-wide `SIGPIPE` setting they need.
+//! of), the process-wide `SIGPIPE` setting they need, and duplicating a descriptor
+//! to a chosen number range.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigHandler, Signal};
@@ -39,4 +40,15 @@ pub fn ignore_sigpipe() {
             let _ = nix::sys::signal::signal(Signal::SIGPIPE, previous);
         }
     }
+}
+
+/// A close-on-exec duplicate of `fd` numbered `min` or above: the lowest free
+/// number from `min` on (`fcntl(fd, F_DUPFD_CLOEXEC, min)`, Python:
+/// `fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, min)`). Useful to check that code copes
+/// with high descriptor numbers (CPython tests handle passing with one above 256).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    let raw = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    debug_assert!(raw >= min && raw != fd.as_raw_fd());
+    // SAFETY: the kernel just created descriptor `raw` for us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
