@@ -17,13 +17,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    BOUND, Pipe, Writer, exit_with, noop, per_method, process, run, scenario_command, start, stdout,
+    BOUND, Pipe, Writer, exit_with, noop, per_method, process, run, scenario, scenario_command,
+    start, stdout,
 };
 use mpcore::{Error, Process, StartMethod, get_context};
 use nix::errno::Errno;
@@ -760,21 +760,6 @@ fn fork_children_panic_without_hanging_while_another_thread_takes_backtraces() {
 
 // ---------------------------------------------------------------------------
 // Scenarios: behaviours of a whole program, run in a fresh copy of this binary.
-
-/// Runs the test `scenarios::NAME` alone in a new copy of this test binary, where
-/// it acts as a program's `main` with `method` as its start method, and returns
-/// what that program printed.
-fn scenario(name: &str, method: StartMethod) -> Output {
-    let output = scenario_command(name, Some(method))
-        .arg("-q")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "scenario {name} failed: {output:?}"
-    );
-    output
-}
 
 mod scenarios {
     use super::*;

@@ -13,7 +13,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Pipe, Writer, per_method, process, run, scenario_command, stdout};
+use common::{Pipe, Writer, per_method, process, run, scenario, stdout};
 use mpcore::util::{self, Finalize};
 use mpcore::{Process, StartMethod, get_context};
 
@@ -261,20 +261,6 @@ fn contexts_hand_out_the_one_logger() {
 
 // ---------------------------------------------------------------------------
 // Scenarios: whole programs, run in a fresh copy of this binary.
-
-/// Runs the test `scenarios::NAME` alone in a new copy of this test binary, where
-/// it acts as a program's `main` with `method` as its start method.
-fn scenario(name: &str, method: StartMethod) -> Output {
-    let output = scenario_command(name, Some(method))
-        .arg("-q")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "scenario {name} failed: {output:?}"
-    );
-    output
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -189,6 +189,21 @@ pub fn scenario_command(name: &str, method: Option<StartMethod>) -> Command {
     cmd
 }
 
+/// Runs the test `scenarios::NAME` alone in a new copy of this test binary, where it
+/// acts as a program's `main` with `method` as its start method, checks that it
+/// succeeded, and returns what it printed.
+pub fn scenario(name: &str, method: StartMethod) -> Output {
+    let output = scenario_command(name, Some(method))
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scenario {name} failed: {output:?}"
+    );
+    output
+}
+
 /// Whether this copy of the test binary was started to run the scenario `name`:
 /// a test `scenarios::NAME` does nothing otherwise.
 pub fn in_scenario(name: &str) -> bool {
