@@ -78,6 +78,21 @@ fn assert_daemon_gone(out: &str) {
     );
 }
 
+/// Reports `id`, then (above depth 2) starts and joins two children, one after the
+/// other, with the start method this process was started by.
+fn recurse(w: Writer, id: Vec<u32>) {
+    w.say(&format!("{id:?}"));
+    if id.len() < 2 {
+        for i in 0..2 {
+            let child_id = [id.clone(), vec![i]].concat();
+            let mut p = Process::new(recurse, (w.clone(), child_id));
+            p.start().unwrap();
+            p.join().unwrap();
+            assert_eq!(p.exitcode(), Some(0));
+        }
+    }
+}
+
 fn panic_into(path: String) {
     let file = File::create(&path).unwrap();
     nix::unistd::dup2_stderr(&file).unwrap();
@@ -523,6 +538,20 @@ per_method! {
             "{out}"
         );
         assert!(out.contains(&format!("second Process-{n}:2\n")), "{out}");
+    }
+
+    fn children_of_children_start_and_finish_depth_first(method: StartMethod) {
+        // Row 27: each process reports its id, then starts and joins two children,
+        // down to depth 2; all report through one pipe.
+        let pipe = Pipe::new();
+        assert_eq!(run(process(method, recurse, (pipe.writer.clone(), vec![]))), 0);
+        let out = pipe.read_all();
+        let ids: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            ids,
+            ["[]", "[0]", "[0, 0]", "[0, 1]", "[1]", "[1, 0]", "[1, 1]"],
+            "{out}"
+        );
     }
 
     fn a_daemon_cannot_start_children_and_its_children_default_to_daemon(method: StartMethod) {
