@@ -88,7 +88,6 @@
 //! A child ends when its target returns, as a Rust program ends when `main` returns:
 //! its other threads end with it, unjoined (Python would wait for its non-daemon
 //! threads). See [`Process`] for the details.
-
 //!
 //! # Logging and finalizers
 //!
