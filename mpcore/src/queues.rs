@@ -101,6 +101,7 @@ use crate::error::{Error, Result};
 use crate::reduction;
 use crate::sys::atfork;
 use crate::sys::futex;
+use crate::sys::identity;
 use crate::sys::memfd::{self, SharedMapping};
 use crate::util::{self, lock};
 
@@ -352,7 +353,7 @@ impl Ring {
             if !woken {
                 let holder = (v & !WAITERS) as i32;
                 if holder != me as i32
-                    && !atfork::pid_alive(holder)
+                    && !identity::is_running(holder as u32)
                     && word
                         .compare_exchange(
                             v | WAITERS,
@@ -477,7 +478,7 @@ impl Ring {
     /// reader waits for the rest of a record).
     fn check_writer_alive(&self) -> Result<()> {
         let v = self.u32(OFF_WLOCK).load(Ordering::Acquire) & !WAITERS;
-        if v != 0 && !atfork::pid_alive(v as i32) {
+        if v != 0 && !identity::is_running(v) {
             if self.u32(OFF_WPARTIAL).load(Ordering::Acquire) != 0 {
                 self.mark_broken();
             }

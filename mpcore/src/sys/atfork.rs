@@ -51,27 +51,3 @@ pub fn pid() -> i32 {
         pid => pid,
     }
 }
-
-/// Whether process `pid` still exists and has not exited (a zombie counts as gone).
-/// Used only on slow paths, to notice that a lock holder died.
-pub fn pid_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Err(nix::errno::Errno::ESRCH) => false,
-        _ => {
-            // Exists; but a zombie (exited, not yet reaped) is dead for our purpose.
-            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                Ok(stat) => stat
-                    .rfind(')')
-                    .and_then(|i| stat[i + 1..].split_whitespace().next())
-                    .is_none_or(|state| state != "Z" && state != "X"),
-                // Gone between the two checks.
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
-                // No /proc to look at: trust kill().
-                Err(_) => true,
-            }
-        }
-    }
-}
