@@ -423,7 +423,8 @@ impl Connection {
     }
 
     /// Waits up to `timeout` for a message (or the end of the stream) to be ready
-    /// (Python: `poll(timeout)`). See [`poll`](Connection::poll).
+    /// (Python: `poll(timeout)`). See [`poll`](Connection::poll). `Duration::MAX`
+    /// waits as long as it takes (Python: `poll(None)`).
     pub fn poll_timeout(&self, timeout: Duration) -> bool {
         match self.check_readable() {
             Ok(fd) => sys::poll::wait_readable(&[fd.as_raw_fd()], Some(timeout))

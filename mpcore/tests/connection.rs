@@ -1024,3 +1024,19 @@ fn descriptors_nobody_claims_are_closed() {
     }
     assert_eq!(open_descriptors(), before);
 }
+
+#[test]
+fn poll_with_duration_max_waits_as_long_as_it_takes() {
+    // Python's poll(None).
+    let _serial = serial();
+    let (a, b) = pipe().unwrap();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        a.send(&"late").unwrap();
+        a
+    });
+    assert!(b.poll_timeout(Duration::MAX));
+    assert_eq!(b.recv::<String>().unwrap(), "late");
+    drop(sender.join().unwrap());
+    assert!(b.poll_timeout(Duration::MAX), "end of file is ready too");
+}
