@@ -260,6 +260,8 @@ pub(crate) fn serve(boot: ServerBoot, fds: Vec<OwnedFd>) -> ! {
     // Every child checks that it runs the server's image: work that out once, here,
     // so that each forked child inherits the answer.
     let _ = sys::spawn::ImageId::current();
+    // Likewise the panic report, which each child would otherwise install afresh.
+    crate::process::install_panic_report();
     let mut state = ServerState {
         listener: Some(UnixListener::from(listener)),
         alive: Some(alive),
@@ -392,9 +394,12 @@ fn serve_one(state: &mut ServerState, conn: UnixStream) {
 /// handles' descriptors attached to the first bytes.
 fn read_request(conn: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-    let mut first = vec![0u8; 64 * 1024];
-    let (mut got, fds) = sys::scm::recv_with_fds(conn.as_fd(), &mut first)?;
-    first.truncate(got);
+    // A small buffer on the stack: a bootstrap is usually a few hundred bytes, and
+    // every page the server writes is one more copy-on-write fault while children
+    // it forked still run.
+    let mut head = [0u8; 4096];
+    let (mut got, fds) = sys::scm::recv_with_fds(conn.as_fd(), &mut head)?;
+    let mut first = head[..got].to_vec();
     while first.len() < 8 {
         let mut more = [0u8; 8];
         let n = (&*conn).read(&mut more[..8 - first.len()])?;

@@ -22,7 +22,7 @@
 //! [the crate docs](crate#start-methods)), so only [`Process::new`] and [`Process::from_run`] work
 //! there.
 
-use std::backtrace::{Backtrace, BacktraceStatus};
+use std::backtrace::Backtrace;
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
@@ -992,9 +992,12 @@ pub(crate) fn run_child(target: impl FnOnce()) -> ! {
 pub(crate) fn install_panic_report() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        // Asked here, in the parent: whether `RUST_BACKTRACE` wants backtraces.
-        let enabled = Backtrace::capture().status() == BacktraceStatus::Captured;
-        BACKTRACES.store(enabled, Ordering::Relaxed);
+        // Asked here, before any fork: whether backtraces are wanted, by std's rule
+        // for `Backtrace::capture` (which would unwind the stack to tell).
+        let wanted = std::env::var_os("RUST_LIB_BACKTRACE")
+            .or_else(|| std::env::var_os("RUST_BACKTRACE"))
+            .is_some_and(|v| v != "0");
+        BACKTRACES.store(wanted, Ordering::Relaxed);
         let previous_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if FORKED.load(Ordering::Relaxed) {
