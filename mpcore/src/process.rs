@@ -1123,5 +1123,7 @@ mod tests {
         assert_eq!(p.pid(), None);
         assert_eq!(p.exitcode(), None);
         assert!(format!("{p:?}").ends_with("initial>"));
+        // Row 1: not a child yet.
+        assert!(active_children().iter().all(|c| c.name != p.name()));
     }
 }
