@@ -462,7 +462,8 @@ impl Process {
     /// Whether this handle is used in a process other than the one that created it:
     /// a forked child that got a copy of it (CPython: `_parent_pid != os.getpid()`).
     fn is_foreign(&self) -> bool {
-        self.creator != getpid()
+        // The cached pid: `exitcode` and `is_alive` ask this on every call.
+        self.creator.as_raw() != crate::sys::atfork::pid()
     }
 
     /// Sets the name (builder form of [`set_name`](Process::set_name)).
@@ -519,7 +520,7 @@ impl Process {
         if self.popen.is_some() || self.payload.is_none() {
             return Err(Error::invalid("cannot start a process twice"));
         }
-        if self.creator != getpid() {
+        if self.is_foreign() {
             return Err(Error::invalid(
                 "can only start a process object created by current process",
             ));
@@ -1000,24 +1001,18 @@ pub(crate) fn install_panic_report() {
         BACKTRACES.store(wanted, Ordering::Relaxed);
         let previous_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if FORKED.load(Ordering::Relaxed) {
-                // Any thread of a forked child: std's hook could deadlock.
-                let name = match CURRENT.try_lock() {
-                    Ok(current) => current_target(&current),
-                    Err(TryLockError::Poisoned(poisoned)) => current_target(&poisoned.into_inner()),
-                    Err(TryLockError::WouldBlock) => None,
-                };
-                return report_panic(name.as_deref(), info);
-            }
             // `try_lock`: a panic while this thread holds CURRENT must not deadlock.
             let target = match CURRENT.try_lock() {
                 Ok(current) => current_target(&current),
                 Err(TryLockError::Poisoned(poisoned)) => current_target(&poisoned.into_inner()),
                 Err(TryLockError::WouldBlock) => None,
             };
-            match target {
-                Some(name) => report_panic(Some(&name), info),
-                None => previous_hook(info),
+            // Every thread of a forked child gets our report: std's hook could
+            // deadlock there (see `report_panic`).
+            if target.is_some() || FORKED.load(Ordering::Relaxed) {
+                report_panic(target.as_deref(), info);
+            } else {
+                previous_hook(info);
             }
         }));
     });
