@@ -51,7 +51,7 @@ fn pipe() {
     // its own pid; the parent by its own.
     assert_eq!(
         line_starting(&run.stdout, "child: recv_bytes()"),
-        "child: recv_bytes() -> b'23456'"
+        "child: recv_bytes() -> b'cdefg'"
     );
     assert_eq!(
         line_starting(&run.stdout, &format!("({tour}) ")),

@@ -47,8 +47,8 @@ if __name__ == "__main__":
     child_conn.close()  # the child has its own copy; keep only ours
     print("(%s) 进程开始接收数据..." % mp.current_process().pid)
     print("poll(0.5) before anything is sent:", parent_conn.poll(0.5 * SCALE))
-    print("send_bytes(b'0123456789', 2, 5)")
-    parent_conn.send_bytes(b"0123456789", 2, 5)
+    print("send_bytes(b'abcdefghij', 2, 5)")
+    parent_conn.send_bytes(b"abcdefghij", 2, 5)
     print("poll(60) once the child has sent:", parent_conn.poll(60 * SCALE))
     print("recv() ->", parent_conn.recv())
     buf = bytearray(10)

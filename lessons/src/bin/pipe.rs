@@ -57,8 +57,8 @@ fn main() -> mpcore::Result<()> {
     println!("({}) 进程开始接收数据...", current_process().pid);
     let ready = parent_conn.poll_timeout(scaled(0.5));
     println!("poll(0.5) before anything is sent: {}", Obj::from(ready));
-    println!("send_bytes(b'0123456789', 2, 5)");
-    parent_conn.send_bytes_range(b"0123456789", 2, Some(5))?;
+    println!("send_bytes(b'abcdefghij', 2, 5)");
+    parent_conn.send_bytes_range(b"abcdefghij", 2, Some(5))?;
     let ready = parent_conn.poll_timeout(scaled(60.0)); // returns as soon as data is there
     println!("poll(60) once the child has sent: {}", Obj::from(ready));
     println!("recv() -> {}", parent_conn.recv::<String>()?);
